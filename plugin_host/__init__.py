@@ -1,0 +1,1 @@
+"""sideman.plugin_host"""
