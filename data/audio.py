@@ -1,0 +1,126 @@
+"""Audio file access for the data pipeline: info, windowed reads, stereo and 48 kHz.
+
+Every array is float32, channels first: (2, samples) at 48 kHz after `load_audio`.
+Resampling uses libsoxr at its very-high-quality setting. Errors name the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 48000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+_RESAMPLE_MARGIN = 0.05  # seconds of extra source read on each side of a resampled window
+
+
+class AudioFileError(ValueError):
+    """A stem cannot be used as it is; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: Path) -> AudioInfo:
+    """Header facts of an audio file; raises AudioFileError if it cannot be read."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise AudioFileError(f"{path}: cannot read audio file ({exc})") from exc
+    if info.frames <= 0:
+        raise AudioFileError(f"{path}: file holds no audio frames")
+    return AudioInfo(Path(path), int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def check_channels(info: AudioInfo) -> None:
+    """Mono and stereo are usable (mono becomes dual-mono); more channels are refused."""
+    if info.channels > 2:
+        raise AudioFileError(f"{info.path}: has {info.channels} channels; stems must be mono or "
+                             f"stereo (split or downmix it to stereo first)")
+
+
+def to_stereo(audio: np.ndarray) -> np.ndarray:
+    """(C, N) -> (2, N): mono is duplicated, stereo kept."""
+    return np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling of (C, N) float audio with libsoxr (VHQ)."""
+    if sr_in == sr_out:
+        return audio
+    out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="VHQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def load_audio(path: Path, start: int = 0, frames: int | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read `frames` samples from `start` (both at `sample_rate`) as (2, frames) float32.
+
+    Files at another rate are read with a small margin, resampled and cropped, so windows
+    of a long file never need the whole file in memory. Reads past the end are zero-padded.
+    """
+    info = audio_info(path)
+    check_channels(info)
+    if frames is None:
+        frames = int(round(info.frames * sample_rate / info.sample_rate)) - start
+    ratio = info.sample_rate / sample_rate
+    margin = 0 if info.sample_rate == sample_rate else int(_RESAMPLE_MARGIN * info.sample_rate)
+    src_start = max(0, int(np.floor(start * ratio)) - margin)
+    src_stop = min(info.frames, int(np.ceil((start + frames) * ratio)) + margin)
+    try:
+        raw, _ = sf.read(str(path), start=src_start, stop=max(src_start, src_stop),
+                         dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+    audio = to_stereo(np.ascontiguousarray(raw.T))
+    if info.sample_rate != sample_rate:
+        audio = resample(audio, info.sample_rate, sample_rate)
+        offset = start - int(round(src_start / ratio))
+        audio = audio[:, max(0, offset):]
+    out = np.zeros((2, frames), dtype=np.float32)
+    n = min(frames, audio.shape[1])
+    out[:, :n] = audio[:, :n]
+    return out
+
+
+def block_rms(path: Path, block: int = 4096, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mean-square level per block of `block` samples at `sample_rate`, over the whole file.
+
+    Returns (blocks,) float64 mean squares (both channels averaged). Streams the file in
+    chunks, so long files are fine; at other rates the block is scaled to the source rate.
+    """
+    info = audio_info(path)
+    check_channels(info)
+    src_block = block * info.sample_rate / sample_rate
+    n_blocks = int(np.ceil(info.frames / src_block))
+    sums = np.zeros(n_blocks)
+    counts = np.zeros(n_blocks)
+    pos = 0
+    try:
+        for chunk in sf.blocks(str(path), blocksize=1 << 18, dtype="float32", always_2d=True):
+            power = np.mean(chunk.astype(np.float64) ** 2, axis=1)
+            idx = ((pos + np.arange(len(power))) / src_block).astype(np.int64)
+            sums += np.bincount(idx, weights=power, minlength=n_blocks)[:n_blocks]
+            counts += np.bincount(idx, minlength=n_blocks)[:n_blocks]
+            pos += len(power)
+    except Exception as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+    return sums / np.maximum(counts, 1)
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """RMS level of an array in dBFS (-inf for silence)."""
+    ms = float(np.mean(np.square(audio, dtype=np.float64)))
+    return 10 * np.log10(ms) if ms > 0 else float("-inf")

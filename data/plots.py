@@ -1,0 +1,45 @@
+"""Pictures of the data for people: spectrograms of a training pair."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .audio import SAMPLE_RATE  # noqa: E402
+from .pairs import TrainingPair  # noqa: E402
+
+
+def log_spectrogram(audio: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+    """dB magnitude spectrogram (freq, frames) of the mono downmix of (2, N) audio."""
+    mono = audio.mean(axis=0)
+    if len(mono) < n_fft:
+        mono = np.pad(mono, (0, n_fft - len(mono)))
+    frames = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop] * np.hanning(n_fft)
+    mag = np.abs(np.fft.rfft(frames, axis=1)).T
+    return 20 * np.log10(np.maximum(mag, 1e-5))
+
+
+def plot_pair(pair: TrainingPair, path: Path) -> Path:
+    """PNG of context, target and CLAP-segment spectrograms with the caption as title."""
+    panels = (("context (mix of " + ", ".join(pair.context_stems) + ")", pair.context),
+              (f"target: {pair.target_stem}", pair.target),
+              (f"CLAP segment of {pair.target_stem} (from {pair.clap_start / SAMPLE_RATE:.1f} s)",
+               pair.clap_audio))
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8), constrained_layout=True)
+    for ax, (title, audio) in zip(axes, panels):
+        spec = log_spectrogram(audio)
+        seconds = audio.shape[1] / SAMPLE_RATE
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80,
+                  extent=(0, seconds, 0, SAMPLE_RATE / 2000))
+        ax.set_ylim(0, 12)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("kHz")
+    axes[-1].set_xlabel("seconds")
+    fig.suptitle(f"{pair.song_id}: \"{pair.caption}\"", fontsize=10)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
