@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.signal import butter, sosfilt
 from tqdm import tqdm
 
 from .arrangement import Song, chord_name, generate_song
-from .fluidsynth import find_fluidsynth, find_soundfont, render_midi
+from .fluidsynth import RenderError, find_fluidsynth, find_soundfont, render_midi
 from .midi_io import write_midi
 from .tags import caption, stem_tags
 
@@ -34,6 +35,8 @@ SAMPLE_RATE = 48000
 PEAK_TARGET = 10 ** (-1.0 / 20)  # mix peak after normalisation: -1 dBFS
 FADE_SECONDS = 0.02
 SILENCE_DB = -60.0
+
+__all__ = ["CorpusReport", "RenderError", "RenderSettings", "render_corpus", "render_song"]
 
 
 @dataclass
@@ -70,6 +73,12 @@ def song_seed(seed: int, index: int) -> tuple[int, int]:
 
 def song_name(index: int) -> str:
     return f"song_{index:05d}"
+
+
+def _high_pass(audio: np.ndarray, sr: int, cutoff: float = 20.0) -> np.ndarray:
+    """Remove DC and sub-sonic rumble (some GM presets carry a DC offset): 2nd-order Butterworth."""
+    sos = butter(2, cutoff, btype="highpass", fs=sr, output="sos")
+    return sosfilt(sos, audio, axis=1).astype(np.float32)
 
 
 def _fit_length(audio: np.ndarray, samples: int, sr: int) -> np.ndarray:
@@ -112,8 +121,9 @@ def render_song(song: Song, song_dir: Path, settings: RenderSettings) -> dict:
         stems = {}
         for role in song.parts:
             midi = write_midi(song, tmp / f"{role}.mid", roles=(role,))
-            stems[role] = _fit_length(render_midi(midi, settings.soundfont, settings.sample_rate,
-                                                  settings.gain), samples, settings.sample_rate)
+            audio = render_midi(midi, settings.soundfont, settings.sample_rate, settings.gain)
+            stems[role] = _fit_length(_high_pass(audio, settings.sample_rate), samples,
+                                      settings.sample_rate)
             midi.unlink()
         mix = np.sum(list(stems.values()), axis=0)
         peak = float(np.abs(mix).max())

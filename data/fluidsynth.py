@@ -37,11 +37,13 @@ def find_fluidsynth() -> str:
 
 def find_soundfont(preferred: str | os.PathLike | None = None) -> Path:
     """The soundfont to use: `preferred`, $SIDEMAN_SOUNDFONT, or the first Debian GM soundfont found."""
-    for candidate in (preferred, os.environ.get("SIDEMAN_SOUNDFONT"), *SOUNDFONT_CANDIDATES):
+    if preferred:
+        if not Path(preferred).is_file():
+            raise RenderError(f"soundfont not found: {preferred}")
+        return Path(preferred)
+    for candidate in (os.environ.get("SIDEMAN_SOUNDFONT"), *SOUNDFONT_CANDIDATES):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    if preferred:
-        raise RenderError(f"soundfont not found: {preferred}")
     raise RenderError("no General MIDI soundfont found (Debian/Ubuntu: sudo apt-get install "
                       "fluid-soundfont-gm, or timgm6mb-soundfont for a small one; or pass --soundfont)")
 
