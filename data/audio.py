@@ -5,6 +5,7 @@ Resampling uses libsoxr at its very-high-quality setting. Errors name the file.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def load_audio(path: Path, start: int = 0, frames: int | None = None,
         frames = int(round(info.frames * sample_rate / info.sample_rate)) - start
     ratio = info.sample_rate / sample_rate
     margin = 0 if info.sample_rate == sample_rate else int(_RESAMPLE_MARGIN * info.sample_rate)
-    src_start = max(0, int(np.floor(start * ratio)) - margin)
+    # Start the source read on a sample that maps exactly onto a target sample.
+    period = info.sample_rate // math.gcd(info.sample_rate, sample_rate)
+    src_start = max(0, (int(np.floor(start * ratio)) - margin) // period * period)
     src_stop = min(info.frames, int(np.ceil((start + frames) * ratio)) + margin)
     try:
         raw, _ = sf.read(str(path), start=src_start, stop=max(src_start, src_stop),
@@ -87,7 +90,7 @@ def load_audio(path: Path, start: int = 0, frames: int | None = None,
     audio = to_stereo(np.ascontiguousarray(raw.T))
     if info.sample_rate != sample_rate:
         audio = resample(audio, info.sample_rate, sample_rate)
-        offset = start - int(round(src_start / ratio))
+        offset = start - src_start * sample_rate // info.sample_rate
         audio = audio[:, max(0, offset):]
     out = np.zeros((2, frames), dtype=np.float32)
     n = min(frames, audio.shape[1])

@@ -1,0 +1,54 @@
+"""The `sideman` command line, run as a user would run it."""
+import json
+import subprocess
+import sys
+
+import soundfile as sf
+
+from audio_fixtures import tone, write
+from conftest import needs_fluidsynth
+
+
+def sideman(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "sideman.cli", "-q", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@needs_fluidsynth
+def test_demo_writes_a_song_its_pairs_and_a_picture(tmp_path):
+    proc = sideman("demo", "--out", tmp_path, "--seconds", 24, "--pairs", 2)
+    assert proc.returncode == 0, proc.stderr
+    assert str(tmp_path) in proc.stdout
+    song = tmp_path / "song" / "song_00000"
+    assert (song / "mix.flac").is_file() and len(list((song / "stems").glob("*.flac"))) == 6
+    for i in range(2):
+        folder = tmp_path / "pairs" / f"pair_{i:04d}"
+        meta = json.loads((folder / "pair.json").read_text())
+        assert meta["caption"] and meta["target_stem"] not in meta["context_stems"]
+        info = sf.info(str(folder / "target.wav"))
+        assert info.samplerate == 48000 and info.channels == 2
+    assert (tmp_path / "pair_0000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_check_names_bad_files(tmp_path):
+    write(tmp_path / "s1" / "bass.wav", tone(60, 1.0))
+    write(tmp_path / "s1" / "keys.wav", tone(400, 1.0))
+    (tmp_path / "s1" / "guitar.wav").write_bytes(b"not audio")
+    proc = sideman("data", "check", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "layout 'folder', 1 usable songs, 2 stems" in proc.stdout
+    assert "guitar.wav" in proc.stdout and "cannot read" in proc.stdout
+
+
+def test_pairs_write_and_clear_errors(tmp_path):
+    for i in range(2):
+        write(tmp_path / "data" / f"s{i}" / "bass.wav", tone(60, 4.0))
+        write(tmp_path / "data" / f"s{i}" / "keys.wav", tone(400, 4.0))
+    proc = sideman("pairs", "write", "--data", tmp_path / "data", "--out", tmp_path / "out",
+                   "--count", 3, "--seconds", 1, "--clap-seconds", 1, "--split", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "out").glob("pair_*/pair.json"))) == 3
+    bad = sideman("corpus", "render", "--songs", 0, "--out", tmp_path / "c")
+    assert bad.returncode == 2 and "sideman: error: need songs >= 1" in bad.stderr
+    missing = sideman("data", "check", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
