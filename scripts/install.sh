@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Sideman needs on a Debian/Ubuntu machine: the system packages (FluidSynth,
+# General MIDI soundfonts, libsndfile) and a Python virtual environment in .venv with the
+# package and the extras named in $SIDEMAN_EXTRAS (e.g. "dev"). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating the virtual environment .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "==> installing Python packages"
+# torch is pinned so that pip takes the CPU build and not several GB of CUDA packages.
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+extras="${SIDEMAN_EXTRAS:-}"
+.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
