@@ -1,0 +1,77 @@
+"""Post-processing of a take before it goes back to the DAW, rendered by an offline pyo server.
+
+Steps: loudness matching to the context (ITU-R BS.1770), resampling to the DAW's sample
+rate, bar-aligned trimming or looping to the requested length, and short fades at the
+region's edges. Arrays are float32 (2, samples).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+os.environ.setdefault("PYO_GUI_WX", "0")
+import pyo  # noqa: E402
+
+from sideman.training.loudness import integrated_loudness  # noqa: E402
+
+FADE_SECONDS = 0.01
+
+
+def bar_aligned_seconds(seconds: float, bpm: float, beats_per_bar: int) -> float:
+    """`seconds` rounded to a whole number of bars (at least one) at `bpm`."""
+    if bpm <= 0 or beats_per_bar <= 0:
+        raise ValueError(f"need bpm > 0 and beats_per_bar > 0 (got {bpm}, {beats_per_bar})")
+    bar = beats_per_bar * 60.0 / bpm
+    return max(1, round(seconds / bar)) * bar
+
+
+def loudness_gain(take: np.ndarray, context: np.ndarray | None, sample_rate: int,
+                  offset_db: float = -3.0) -> float:
+    """Linear gain that puts the take `offset_db` below the context's integrated loudness.
+
+    Returns 1.0 when either is silent or too short to measure (< 0.4 s).
+    """
+    if context is None or min(take.shape[-1], context.shape[-1]) < 0.4 * sample_rate:
+        return 1.0
+    lt, lc = integrated_loudness(take, sample_rate), integrated_loudness(context, sample_rate)
+    if not (math.isfinite(lt) and math.isfinite(lc)):
+        return 1.0
+    return float(10 ** ((lc + offset_db - lt) / 20))
+
+
+def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
+                gain: float = 1.0, fade: float = FADE_SECONDS) -> np.ndarray:
+    """Resample, loop or trim to `seconds`, apply gain and edge fades with an offline pyo server."""
+    frames = int(round(seconds * out_rate))
+    with tempfile.TemporaryDirectory(prefix="sideman-pyo-") as tmp:
+        src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
+        sf.write(src, np.ascontiguousarray(take.T), take_rate, subtype="FLOAT")
+        server = pyo.Server(sr=out_rate, nchnls=2, duplex=0, audio="offline")
+        server.setVerbosity(1)  # errors only
+        server.boot()
+        try:
+            server.recordOptions(dur=seconds, filename=str(dst), fileformat=0, sampletype=3)
+            player = pyo.SfPlayer(str(src), loop=take.shape[1] / take_rate < seconds, interp=4)
+            envelope = pyo.Fader(fadein=fade, fadeout=fade, dur=seconds, mul=gain).play()
+            output = (player * envelope).out()
+            server.start()  # offline: renders `seconds` and returns
+            del output, envelope, player
+        finally:
+            server.shutdown()
+        audio, _ = sf.read(dst, dtype="float32", always_2d=True)
+    out = np.zeros((2, frames), np.float32)
+    n = min(frames, audio.shape[0])
+    out[:, :n] = audio[:n].T
+    return out
+
+
+def process_take(take: np.ndarray, take_rate: int, context: np.ndarray | None, out_rate: int,
+                 seconds: float, bpm: float, beats_per_bar: int) -> np.ndarray:
+    """The whole chain: loudness-match to the context, then render bar-aligned at `out_rate`."""
+    length = bar_aligned_seconds(seconds, bpm, beats_per_bar)
+    return render_take(take, take_rate, out_rate, length, loudness_gain(take, context, take_rate))

@@ -1,0 +1,98 @@
+"""Takes on disk: generated stems written atomically into the session folder, never overwritten.
+
+    SESSION/takes/take-<hash>.wav    the processed stem at the DAW's sample rate (float32 WAV)
+    SESSION/takes/take-<hash>.json   sidecar: instance, prompt, seed, settings, bundle hash,
+                                     context hash, anchor ppq, tempo, created time
+
+The name is a hash of the audio and its sidecar, so two different takes never share a name
+and an identical take is written only once. A take becomes visible only after both files
+are complete (audio first, sidecar last), so a killed job leaves no partial take.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .paths import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class Take:
+    take_id: str
+    instance: str
+    path: Path  # the audio file
+    sample_rate: int
+    anchor_ppq: float
+    meta: dict
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+def audio_sha256(audio: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+
+
+class TakeStore:
+    """All takes of a session folder, by instance, in creation order."""
+
+    def __init__(self, session: Path):
+        self.folder = Path(session) / "takes"
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, instance: str, audio: np.ndarray, sample_rate: int, anchor_ppq: float,
+              meta: dict) -> Take:
+        """Write a (2, N) float take and its sidecar atomically; returns the Take."""
+        buffer = io.BytesIO()
+        sf.write(buffer, np.ascontiguousarray(audio.T), sample_rate, format="WAV", subtype="FLOAT")
+        data = buffer.getvalue()
+        sidecar = {**meta, "instance": instance, "sample_rate": sample_rate,
+                   "anchor_ppq": anchor_ppq, "frames": int(audio.shape[1]),
+                   "audio_sha256": hashlib.sha256(data).hexdigest(), "created": time.time()}
+        digest = hashlib.sha256(data + json.dumps({k: v for k, v in sidecar.items() if k != "created"},
+                                                  sort_keys=True).encode()).hexdigest()
+        take_id = f"take-{digest[:16]}"
+        path = self.folder / f"{take_id}.wav"
+        if not path.with_suffix(".json").exists():
+            atomic_write_bytes(path, data)
+            sidecar["take_id"] = take_id
+            atomic_write_bytes(path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+        return self.get(take_id)
+
+    def get(self, take_id: str) -> Take:
+        if not take_id.startswith("take-") or "/" in take_id or not take_id[5:].isalnum():
+            raise KeyError(f"bad take id '{take_id}'")
+        sidecar = self.folder / f"{take_id}.json"
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyError(f"no take '{take_id}'") from exc
+        return Take(take_id, meta["instance"], sidecar.with_suffix(".wav"), meta["sample_rate"],
+                    meta["anchor_ppq"], meta)
+
+    def by_instance(self) -> dict[str, list[Take]]:
+        """Every complete take (sidecar present), grouped by instance, oldest first."""
+        takes = []
+        for sidecar in self.folder.glob("take-*.json"):
+            try:
+                takes.append(self.get(sidecar.stem))
+            except (KeyError, ValueError):
+                continue
+        out: dict[str, list[Take]] = {}
+        for take in sorted(takes, key=lambda t: t.meta.get("created", 0.0)):
+            out.setdefault(take.instance, []).append(take)
+        return out
+
+
+def describe(take: Take) -> dict:
+    d = asdict(take)
+    d["path"] = str(take.path)
+    return d
