@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sideman.models import spectral_np
 from sideman.models.clap import EMBED_DIM, SAMPLE_RATE, ClapEmbedder, EmbeddingCache
 
 
@@ -85,15 +86,8 @@ PRESETS = {
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """HTK-mel triangular filters, (n_fft // 2 + 1, n_mels), peak weight 1."""
-    def to_mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    edges = 700.0 * (10.0 ** (np.linspace(to_mel(f_min), to_mel(f_max), n_mels + 2) / 2595.0) - 1.0)
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)[:, None]
-    rise = (freqs - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
-    fall = (edges[None, 2:] - freqs) / (edges[2:] - edges[1:-1])
-    return torch.tensor(np.clip(np.minimum(rise, fall), 0.0, None), dtype=torch.float32)
+    """HTK-mel triangular filters, (n_fft // 2 + 1, n_mels), peak weight 1 (see models.spectral_np)."""
+    return torch.from_numpy(spectral_np.mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max))
 
 
 class LogMel(nn.Module):

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .consistency import ConsistencyPrecond, consistency_sample, consistency_sigmas
 from .edm import heun_sample, karras_sigmas
+from .guidance import guidance_passes
 
 __all__ = ["CFGModel", "GuidedDenoiser", "InpaintDenoiser", "LoopDenoiser", "slerp",
            "tile_loop", "sample"]
@@ -43,13 +44,7 @@ class CFGModel(nn.Module):
 
     def passes(self, has_context: bool, has_clap: bool) -> list[tuple[float, bool, bool]]:
         """Non-zero ``(coefficient, use_context, use_clap)`` terms of the nested CFG."""
-        terms = [(1.0 - self.w_context, False, False),
-                 (self.w_context - self.w_clap, has_context, False),
-                 (self.w_clap, has_context, has_clap)]
-        merged: dict[tuple[bool, bool], float] = {}
-        for coef, ctx, clap in terms:
-            merged[(ctx, clap)] = merged.get((ctx, clap), 0.0) + coef
-        return [(c, k[0], k[1]) for k, c in sorted(merged.items()) if c != 0.0]
+        return guidance_passes(self.w_context, self.w_clap, has_context, has_clap)
 
     def forward(self, x: Tensor, sigma: Tensor, context: Tensor | None = None,
                 clap: Tensor | None = None) -> Tensor:

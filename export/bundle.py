@@ -1,0 +1,163 @@
+"""`sideman export`: write a model bundle (ONNX files + manifest) from trained models.
+
+The bundle layout and its reader are in plugin_host.bundle. Every exported file is checked
+with onnx.checker and, unless `check=False`, compared with its PyTorch module on random
+inputs (tolerance `PARITY_TOL`, max abs difference relative to the output's max abs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from sideman.models.autoencoder import Autoencoder
+from sideman.models.bridge import ClapBridge
+from sideman.models.clap_house import HouseClap
+from sideman.models.consistency import ConsistencyPrecond
+from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST
+
+from . import autoencoder_parts, bridge_part, clap_parts, dit_step
+from .onnx_io import OPSET, export_module, io_spec, sha256, to_fp16
+
+PARITY_TOL = 1e-4
+DEFAULT_STEPS = 5
+MAX_STEPS = 8
+
+
+def check_parity(module: nn.Module, path: Path, args: tuple, names: list[str]) -> float:
+    """Relative max abs difference between PyTorch and onnxruntime on `args`."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = module(*args).numpy()
+    out = session.run(None, {n: a.numpy() for n, a in zip(names, args)})[0]
+    err = float(np.abs(out - ref).max() / max(float(np.abs(ref).max()), 1e-6))
+    if not err <= PARITY_TOL:
+        raise RuntimeError(f"{path.name}: ONNX output differs from PyTorch by {err:.2e} "
+                           f"(relative), above {PARITY_TOL:g}")
+    return err
+
+
+def _parity_inputs(name: str, args: tuple) -> tuple:
+    """Inputs of another size than the export example, to catch baked-in shapes."""
+    g = torch.Generator().manual_seed(1)
+
+    def grow(t: torch.Tensor, axis: int, by: int) -> torch.Tensor:
+        shape = list(t.shape)
+        shape[axis] += by
+        return torch.randn(*shape, generator=g) if t.is_floating_point() else t
+
+    if name == "encoder":
+        return (grow(args[0], 3, args[0].shape[3] // 2),)
+    if name == "decoder":
+        return (grow(args[0], 2, args[0].shape[2] // 2),)
+    if name == "dit_step":
+        x, sigma, ctx, clap = args[:4]
+        t = x.shape[2] + 7
+        return (torch.randn(1, x.shape[1], t, generator=g), sigma, torch.randn(1, x.shape[1], t, generator=g),
+                clap, torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0.0, 0.0, 1.0]), torch.tensor([-0.5, 0.25, 1.25]))
+    return args
+
+
+def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: dict) -> None:
+    module, args, ins, outs, axes = spec
+    path = export_module(module, args, root / f"{name}.onnx", ins, outs, axes)
+    if check:
+        errors[name] = max(check_parity(module, path, args, ins),
+                           check_parity(module, path, _parity_inputs(name, args), ins))
+    parts_out[name] = path
+
+
+def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Module,
+                  clap: HouseClap | None = None, bridge: ClapBridge | None = None,
+                  name: str = "sideman", fp16: bool = False, check: bool = True,
+                  training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25)) -> Path:
+    """Export the models into the folder `out` (written atomically); returns its path.
+
+    dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the autoencoder.
+    """
+    if not isinstance(dit, ConsistencyPrecond):
+        raise TypeError("the bundle's generator must be a consistency model (C-DiT); "
+                        "run consistency training on the EDM checkpoint first")
+    if dit.net.cfg.latent_channels != autoencoder.cfg.latent_dim:
+        raise ValueError(f"DiT latent channels {dit.net.cfg.latent_channels} != autoencoder "
+                         f"latent size {autoencoder.cfg.latent_dim}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        files: dict[str, Path] = {}
+        errors: dict[str, float] = {}
+        for part, spec in autoencoder_parts.parts(autoencoder.eval()).items():
+            _export(files, part, spec, tmp, check, errors)
+        step = dit_step.GuidedStep(dit.eval())
+        _export(files, "dit_step", (step, dit_step.example_inputs(dit.net.cfg.latent_channels, dit.net.cfg.clap_dim),
+                                    dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES), tmp, check, errors)
+        if clap is not None:
+            for part, spec in clap_parts.parts(clap.eval()).items():
+                _export(files, part, spec, tmp, check, errors)
+        if bridge is not None:
+            _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors)
+            np.savez(tmp / "bridge_norm.npz", mean=bridge.mean.numpy(), std=bridge.std.numpy())
+            files["bridge_norm"] = tmp / "bridge_norm.npz"
+        if fp16:
+            for part in [p for p in files if p.endswith(("step", "denoiser", "encoder", "decoder"))]:
+                files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
+        manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return out
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) -> dict:
+    c = ae.cfg
+    entries = {}
+    for part, path in files.items():
+        entry = {"path": path.name, "sha256": sha256(path)}
+        if path.suffix == ".onnx":
+            entry.update(io_spec(path))
+        if part in errors:
+            entry["parity_max_rel_error"] = errors[part]
+        entries[part] = entry
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "opset": OPSET,
+        "sample_rate": c.sample_rate, "hop": c.latent_hop, "latent_channels": c.latent_dim,
+        "clap_dim": dit.net.cfg.clap_dim,
+        "autoencoder": {"latent_dim": c.latent_dim, "latent_hop": c.latent_hop,
+                        "chunk_latents": c.chunk_latents, "n_fft": c.n_fft, "hop": c.hop,
+                        "alpha": c.alpha, "beta": c.beta, "sigma_min": c.sigma_min,
+                        "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
+                        "sample_rate": c.sample_rate, "decode_steps": 2},
+        "dit": {"kind": "consistency", "sigma_min": dit.sigma_min, "sigma_max": 80.0, "rho": 7.0,
+                "default_steps": DEFAULT_STEPS, "max_steps": MAX_STEPS,
+                "guidance": {"context": guidance[0], "clap": guidance[1]},
+                "parameters": sum(p.numel() for p in dit.net.parameters())},
+        "files": entries,
+        "parity_tolerance": PARITY_TOL,
+        "training": training or {},
+    }
+    if clap is not None:
+        cc = clap.config
+        manifest["clap"] = {"sample_rate": 48000, "clip_seconds": cc.clip_seconds, "n_fft": cc.n_fft,
+                            "hop": cc.hop, "n_mels": cc.n_mels, "f_min": cc.f_min, "f_max": cc.f_max,
+                            "text_encoder": cc.text_encoder, "text_dim": cc.text_dim}
+    if bridge is not None:
+        bc = bridge.config
+        manifest["bridge"] = {"sigma_data": bc.sigma_data, "sigma_min": bc.sigma_min,
+                              "sigma_max": bc.sigma_max, "rho": bc.rho, "steps": 32,
+                              "config": dataclasses.asdict(bc)}
+    return manifest

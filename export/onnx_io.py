@@ -1,0 +1,64 @@
+"""Writing ONNX files: the exporter call, checking, hashing and fp16 conversion."""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+OPSET = 18
+
+
+def export_module(module: nn.Module, args: tuple, path: Path, input_names: list[str],
+                  output_names: list[str], dynamic_axes: dict[str, dict[int, str]]) -> Path:
+    """Export `module(*args)` with TorchScript tracing (dynamic axes named) and check it."""
+    module.eval()
+    path = Path(path)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # nn.TransformerEncoder's fused op has no ONNX form
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python scalars are expected
+            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET,
+                              input_names=input_names, output_names=output_names,
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def to_fp16(src: Path, dst: Path) -> Path:
+    """An fp16 copy of a model for GPUs; inputs and outputs stay float32 (casts at the edges)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    onnx.checker.check_model(str(dst))
+    return Path(dst)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def io_spec(path: Path) -> dict:
+    """Input and output names, element types and shapes (symbolic axes by name) of a model."""
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(values):
+        out = {}
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+            out[v.name] = {"type": onnx.TensorProto.DataType.Name(t.elem_type).lower(), "shape": dims}
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}

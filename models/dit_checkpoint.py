@@ -1,0 +1,54 @@
+"""A trained DiT as one file: config, parameterisation and weights (EMA by default).
+
+    {"format": "sideman-dit-1", "kind": "edm" | "consistency", "config": DiTConfig fields,
+     "sigma_data", "sigma_min", "state_dict": weights of the DiT network}
+
+`export_dit` writes it from a preconditioned model (EDMPrecond or ConsistencyPrecond);
+`load_dit` rebuilds that preconditioned model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .consistency import ConsistencyPrecond
+from .dit import DiT, DiTConfig
+from .edm import EDMPrecond
+
+FORMAT = "sideman-dit-1"
+
+
+def save_dit(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write a preconditioned DiT (EDMPrecond or ConsistencyPrecond) atomically."""
+    if isinstance(model, ConsistencyPrecond):
+        kind, sigma_min = "consistency", model.sigma_min
+    elif isinstance(model, EDMPrecond):
+        kind, sigma_min = "edm", 0.002
+    else:
+        raise TypeError(f"expected EDMPrecond or ConsistencyPrecond, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": FORMAT, "kind": kind, "config": dataclasses.asdict(model.net.cfg),
+                "sigma_data": model.sigma_data, "sigma_min": sigma_min,
+                "state_dict": model.net.state_dict()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_dit(path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
+    """The preconditioned model saved by `save_dit`, in eval mode."""
+    saved = torch.load(path, map_location=map_location, weights_only=True)
+    if saved.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a Sideman DiT file (format {saved.get('format')!r})")
+    net = DiT(DiTConfig(**saved["config"]))
+    net.load_state_dict(saved["state_dict"])
+    if saved["kind"] == "consistency":
+        model: nn.Module = ConsistencyPrecond(net, saved["sigma_data"], saved["sigma_min"])
+    else:
+        model = EDMPrecond(net, saved["sigma_data"])
+    return model.eval()

@@ -1,0 +1,98 @@
+"""Spectral transforms in numpy, matching the torch modules the models train with.
+
+The onnxruntime engine runs without torch, and ONNX's exporter cannot trace complex STFTs,
+so the bundle holds only the networks and the engine does this signal processing here.
+Tests check each function against its torch counterpart (models.stft, models.clap_house).
+
+Conventions (as torch.stft/istft with center=True, zero padding, periodic Hann window):
+audio is float (C, N); spectra are complex (C, n_fft // 2 + 1, 1 + N // hop).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window (torch.hann_window's default)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
+
+
+def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = None) -> np.ndarray:
+    """Complex STFT (C, n_fft//2+1, 1 + N//hop) of (C, N) audio, frames centred on hop * j."""
+    window = hann(n_fft) if window is None else window
+    padded = np.pad(np.asarray(audio, np.float64), ((0, 0), (n_fft // 2, n_fft // 2)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
+    return np.fft.rfft(frames * window, axis=-1).transpose(0, 2, 1)
+
+
+def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    """Inverse of `stft` by weighted overlap-add; (C, n_fft//2+1, T) -> (C, length) float64."""
+    window = hann(n_fft)
+    frames = np.fft.irfft(spec.transpose(0, 2, 1), n=n_fft, axis=-1) * window
+    channels, count = frames.shape[:2]
+    total = n_fft + hop * (count - 1)
+    out = np.zeros((channels, total))
+    norm = np.zeros(total)
+    for j in range(count):
+        out[:, j * hop:j * hop + n_fft] += frames[:, j]
+        norm[j * hop:j * hop + n_fft] += window ** 2
+    start = n_fft // 2
+    out = out[:, start:start + length]
+    norm = norm[start:start + length]
+    result = np.zeros((channels, length))
+    result[:, :out.shape[1]] = out / np.where(norm > 1e-11, norm, 1.0)
+    return result
+
+
+def compress(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Complex amplitude compression beta |x|^alpha e^{i angle x}."""
+    return x * (beta * np.maximum(np.abs(x), 1e-12) ** (alpha - 1.0))
+
+
+def decompress(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Inverse of `compress`."""
+    return y * (beta ** (-1.0 / alpha) * np.abs(y) ** (1.0 / alpha - 1.0))
+
+
+def ae_spectrogram(audio: np.ndarray, n_fft: int, hop: int, alpha: float, beta: float) -> np.ndarray:
+    """Autoencoder input (models.stft.SpectralTransform): (B, 2, N) -> (B, 4, n_fft/2, N/hop)
+    float32, channels (left.re, left.im, right.re, right.im), Nyquist bin dropped."""
+    b, c, n = audio.shape
+    if n % hop:
+        raise ValueError(f"length {n} is not a multiple of the hop {hop}")
+    x = compress(stft(audio.reshape(b * c, n), n_fft, hop)[:, :n_fft // 2, :n // hop], alpha, beta)
+    parts = np.stack([x.real, x.imag], axis=1)  # (B*2, 2, bins, frames)
+    return parts.reshape(b, 2 * c, n_fft // 2, n // hop).astype(np.float32)
+
+
+def ae_audio(spec: np.ndarray, n_fft: int, hop: int, alpha: float, beta: float,
+             length: int) -> np.ndarray:
+    """Inverse of `ae_spectrogram`: (B, 4, bins, T) -> (B, 2, length) float32."""
+    b, _, bins, frames = spec.shape
+    x = spec.astype(np.float64).reshape(b * 2, 2, bins, frames)
+    x = decompress(x[:, 0] + 1j * x[:, 1], alpha, beta)
+    x = np.concatenate([x, np.zeros((b * 2, 1, frames))], axis=1)
+    audio = istft(x, n_fft, hop, frames * hop)[:, :length]
+    return audio.reshape(b, 2, -1).astype(np.float32)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """HTK-mel triangular filters (n_fft // 2 + 1, n_mels), peak weight 1."""
+    def to_mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    edges = 700.0 * (10.0 ** (np.linspace(to_mel(f_min), to_mel(f_max), n_mels + 2) / 2595.0) - 1.0)
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)[:, None]
+    rise = (freqs - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
+    fall = (edges[None, 2:] - freqs) / (edges[2:] - edges[1:-1])
+    return np.clip(np.minimum(rise, fall), 0.0, None).astype(np.float32)
+
+
+def log_mel(wave: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int,
+            f_min: float, f_max: float) -> np.ndarray:
+    """House-CLAP features (models.clap_house.LogMel): (B, S) -> (B, 1 + S // hop, n_mels),
+    window normalised by its sum, (log10(mel power + 1e-6) + 3) / 3."""
+    window = hann(n_fft)
+    spec = stft(wave, n_fft, hop, window / window.sum())
+    power = spec.real ** 2 + spec.imag ** 2
+    mel = power.transpose(0, 2, 1) @ mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
+    return ((np.log10(mel + 1e-6) + 3.0) / 3.0).astype(np.float32)

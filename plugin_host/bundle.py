@@ -1,0 +1,147 @@
+"""Model bundles: a folder of ONNX files and a manifest, opened with onnxruntime only.
+
+    BUNDLE/manifest.json   format and version, signal settings, schedules, guidance defaults,
+                           each file's SHA-256 and input/output names and shapes, opset,
+                           and the training configuration it came from
+    BUNDLE/*.onnx          encoder, decoder, denoiser (autoencoder), dit_step (C-DiT),
+                           bridge_step (CLAP bridge), clap_audio, clap_text (house CLAP)
+    BUNDLE/tokenizer.json  the text tower's tokenizer
+
+`Bundle.open` checks the format version and every hash before anything runs, with an
+error that says which file and what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "sideman-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audio", "clap_text")
+REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be used: missing, corrupted, or of another format version."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+    return ort.get_available_providers()
+
+
+@dataclass
+class Bundle:
+    """An opened bundle: manifest plus lazily created onnxruntime sessions."""
+
+    root: Path
+    manifest: dict
+    providers: list[str] = field(default_factory=list)
+    intra_threads: int = 0  # 0: onnxruntime's default (all cores)
+    _sessions: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, providers: list[str] | None = None,
+             intra_threads: int = 0, verify: bool = True) -> "Bundle":
+        root = Path(root)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except FileNotFoundError as exc:
+            raise BundleError(f"{root} is not a Sideman model bundle (no {MANIFEST})") from exc
+        except ValueError as exc:
+            raise BundleError(f"{root / MANIFEST} is not valid JSON ({exc})") from exc
+        if manifest.get("format") != FORMAT:
+            raise BundleError(f"{root / MANIFEST}: format '{manifest.get('format')}' is not {FORMAT}")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{root}: bundle format version {version}, but this Sideman reads "
+                              f"version {FORMAT_VERSION}; re-export it with `sideman export` "
+                              f"from this version")
+        missing = [p for p in REQUIRED_PARTS if p not in manifest.get("files", {})]
+        if missing:
+            raise BundleError(f"{root / MANIFEST}: lacks the parts {', '.join(missing)}")
+        bundle = cls(root, manifest, providers or default_providers(), intra_threads)
+        if verify:
+            bundle.verify()
+        return bundle
+
+    def verify(self) -> None:
+        """Every listed file exists and has the SHA-256 the manifest records."""
+        for name, entry in self.manifest["files"].items():
+            path = self.root / entry["path"]
+            if not path.is_file():
+                raise BundleError(f"bundle file missing: {path}")
+            digest = file_sha256(path)
+            if digest != entry["sha256"]:
+                raise BundleError(f"bundle file {path} is corrupted or was changed: SHA-256 "
+                                  f"{digest[:16]}..., manifest says {entry['sha256'][:16]}...")
+
+    @property
+    def bundle_id(self) -> str:
+        """A hash over the manifest (which holds every file's hash)."""
+        return hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
+
+    def has(self, part: str) -> bool:
+        return part in self.manifest["files"]
+
+    def session(self, part: str):
+        """The onnxruntime session of a part, created on first use."""
+        if part not in self._sessions:
+            import onnxruntime as ort
+            if not self.has(part):
+                raise BundleError(f"this bundle has no '{part}' model")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self.intra_threads:
+                options.intra_op_num_threads = self.intra_threads
+            path = self.root / self.manifest["files"][part]["path"]
+            self._sessions[part] = ort.InferenceSession(str(path), options, providers=self.providers)
+        return self._sessions[part]
+
+    def runner(self, part: str):
+        """A function feeds -> first output (numpy), on this bundle's providers."""
+        session = self.session(part)
+        output = session.get_outputs()[0].name
+        if "CUDAExecutionProvider" in session.get_providers():
+            return _IoBoundRunner(session, output)
+        return lambda feeds: session.run([output], feeds)[0]
+
+
+def default_providers() -> list[str]:
+    """CUDA when onnxruntime-gpu sees a GPU, else CPU."""
+    available = available_providers()
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class _IoBoundRunner:
+    """Runs a session with IO binding: inputs copied to the GPU once per call, the output
+    allocated on the GPU and copied back once, no intermediate host round trips."""
+
+    def __init__(self, session, output: str):
+        self.session, self.output = session, output
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        import onnxruntime as ort
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(value), "cuda", 0))
+        binding.bind_output(self.output, "cuda", 0)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]

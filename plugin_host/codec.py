@@ -1,0 +1,121 @@
+"""The autoencoder in numpy + onnxruntime: STFT, chunking and the two-step decoding loop
+(the same algorithm as models.autoencoder.Autoencoder.encode / decode).
+
+Audio is float32 (B, 2, N) at 48 kHz; latents float32 (B, 64, T) with T a whole number of
+chunks (`chunk_latents` latents of `latent_hop` samples each).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from sideman.models.spectral_np import ae_audio, ae_spectrogram
+
+Run = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """The signal settings the bundle's manifest records for the autoencoder."""
+
+    latent_dim: int
+    latent_hop: int
+    chunk_latents: int
+    n_fft: int
+    hop: int
+    alpha: float
+    beta: float
+    sigma_min: float
+    sigma_max: float
+    refine_sigma: float
+    sample_rate: int = 48000
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_latents * self.latent_hop
+
+    @property
+    def chunk_frames(self) -> int:
+        return self.chunk_samples // self.hop
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2
+
+    def padded_length(self, samples: int) -> int:
+        return max(1, math.ceil(samples / self.chunk_samples)) * self.chunk_samples
+
+    def latent_frames(self, samples: int) -> int:
+        return self.padded_length(samples) // self.latent_hop
+
+
+class Codec:
+    """encode/decode with three ONNX networks (see export.autoencoder_parts)."""
+
+    def __init__(self, cfg: CodecConfig, encoder: Run, decoder: Run, denoiser: Run,
+                 chunk_batch: int = 32):
+        self.cfg, self.encoder, self.decoder, self.denoiser = cfg, encoder, decoder, denoiser
+        self.chunk_batch = chunk_batch
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """(B, 2, N) -> (B, latent_dim, latent_frames(N)); zero-padded to whole chunks."""
+        cfg = self.cfg
+        n = audio.shape[-1]
+        padded = np.pad(audio.astype(np.float32), ((0, 0), (0, 0), (0, cfg.padded_length(n) - n)))
+        spec = ae_spectrogram(padded, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta)
+        step = self.chunk_batch * cfg.chunk_frames
+        parts = [self.encoder({"spec": np.ascontiguousarray(spec[..., i:i + step])})
+                 for i in range(0, spec.shape[-1], step)]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def decode(self, latents: np.ndarray, length: int | None = None, steps: int = 2,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+        """(B, latent_dim, T) -> (B, 2, length or T * latent_hop); `steps` 2 = two-step decoding."""
+        cfg = self.cfg
+        if latents.shape[-1] % cfg.chunk_latents:
+            raise ValueError(f"{latents.shape[-1]} latent frames is not a whole number of "
+                             f"chunks of {cfg.chunk_latents}")
+        if steps not in (1, 2):
+            raise ValueError("steps must be 1 or 2")
+        rng = rng or np.random.default_rng(0)
+        step = self.chunk_batch * cfg.chunk_latents
+        feats = np.concatenate([self.decoder({"latents": np.ascontiguousarray(latents[..., i:i + step])})
+                                for i in range(0, latents.shape[-1], step)], axis=1)
+        spec = self._sample(feats, steps, lambda shape: rng.standard_normal(shape, dtype=np.float32))
+        n = latents.shape[-1] * cfg.latent_hop
+        return ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, n if length is None else length)
+
+    def _denoise(self, x: np.ndarray, sigmas: tuple[float, ...], feats: np.ndarray) -> np.ndarray:
+        sigma = np.tile(np.asarray(sigmas, np.float32), (x.shape[0], 1))
+        return self.denoiser({"x": x.astype(np.float32), "sigma": sigma,
+                              "features": np.ascontiguousarray(feats, dtype=np.float32)})
+
+    def _sample(self, feats: np.ndarray, steps: int, randn: Callable[[tuple], np.ndarray]) -> np.ndarray:
+        """Chunk-by-chunk sampling, as Autoencoder._sample: features (B, n, Tk, W) -> spec."""
+        cfg = self.cfg
+        b, n = feats.shape[:2]
+        shape = (b, 4, cfg.bins, cfg.chunk_frames)
+        renoise = math.sqrt(cfg.refine_sigma ** 2 - cfg.sigma_min ** 2)
+        done: list[np.ndarray] = []
+        first = self._denoise(cfg.sigma_max * randn(shape), (cfg.sigma_max,), feats[:, :1])
+        for k in range(1, n):
+            if steps == 2:
+                prev, s_prev = first + renoise * randn(shape), cfg.refine_sigma
+            else:
+                prev, s_prev = first, cfg.sigma_min
+            x = np.concatenate([prev, cfg.sigma_max * randn(shape)], axis=-1)
+            out = self._denoise(x, (s_prev, cfg.sigma_max), feats[:, k - 1:k + 1])
+            done.append(out[..., :cfg.chunk_frames] if steps == 2 else first)
+            first = out[..., cfg.chunk_frames:]
+        if steps == 1:
+            done.append(first)
+        elif n == 1:
+            done.append(self._denoise(first + renoise * randn(shape), (cfg.refine_sigma,), feats))
+        else:
+            x = np.concatenate([done[-1], first + renoise * randn(shape)], axis=-1)
+            out = self._denoise(x, (cfg.sigma_min, cfg.refine_sigma), feats[:, n - 2:])
+            done.append(out[..., cfg.chunk_frames:])
+        return np.concatenate(done, axis=-1)
