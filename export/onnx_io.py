@@ -36,9 +36,28 @@ def to_fp16(src: Path, dst: Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _sort_nodes(model.graph)
     onnx.save(model, str(dst))
     onnx.checker.check_model(str(dst))
     return Path(dst)
+
+
+def _sort_nodes(graph: onnx.GraphProto) -> None:
+    """Topologically sort a graph's nodes in place (the fp16 converter appends input casts
+    after the nodes that read them)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("graph has a cycle or reads an undefined tensor")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        done = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in done]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def sha256(path: Path) -> str:

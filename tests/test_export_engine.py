@@ -1,0 +1,215 @@
+"""ONNX export and the torch-free engine: checker, parity, hashes, generation, controls."""
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from bundle_fixture import make_tiny_bundle, tiny_models
+from sideman.models.clap_house import HouseClapEmbedder
+from sideman.models.guidance import consistency_levels, karras_levels
+from sideman.models.sampling_controls import CFGModel
+from sideman.plugin_host.bundle import Bundle, BundleError
+from sideman.plugin_host.engine import Controls, OnnxEngine
+from sideman.plugin_host.engine_api import GenerationSettings
+from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return tiny_models(seed=0)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, models):
+    from sideman.export.bundle import export_bundle
+    return export_bundle(tmp_path_factory.mktemp("b") / "tiny", name="tiny-test", **models)
+
+
+@pytest.fixture(scope="module")
+def engine(bundle):
+    return OnnxEngine(bundle, intra_threads=1)
+
+
+def test_every_file_passes_the_checker_and_parity(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format"] == "sideman-bundle" and manifest["format_version"] == 1
+    onnx_parts = [k for k, v in manifest["files"].items() if v["path"].endswith(".onnx")]
+    assert set(onnx_parts) == {"encoder", "decoder", "denoiser", "dit_step", "clap_audio",
+                               "clap_text", "bridge_step"}
+    for part in onnx_parts:
+        entry = manifest["files"][part]
+        onnx.checker.check_model(str(bundle / entry["path"]), full_check=True)
+        assert entry["parity_max_rel_error"] < manifest["parity_tolerance"] == 1e-4
+        assert entry["inputs"] and entry["outputs"]
+    assert manifest["files"]["dit_step"]["inputs"]["x"]["shape"] == ["batch", 64, "frames"]
+    assert manifest["dit"]["guidance"] == {"context": 1.25, "clap": 1.25}
+    assert manifest["dit"]["default_steps"] == 5
+
+
+def test_corrupted_or_foreign_bundles_are_refused(bundle, tmp_path):
+    copy = shutil.copytree(bundle, tmp_path / "copy")
+    with open(copy / "dit_step.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(BundleError, match="dit_step.onnx is corrupted"):
+        Bundle.open(copy)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(BundleError, match="format version 99"):
+        Bundle.open(copy)
+    with pytest.raises(BundleError, match="not a Sideman model bundle"):
+        Bundle.open(tmp_path)
+
+
+def test_guided_step_matches_pytorch_guidance(engine, models):
+    g = torch.Generator().manual_seed(5)
+    x, ctx = torch.randn(1, 64, 12, generator=g), torch.randn(1, 64, 12, generator=g)
+    clap = torch.nn.functional.normalize(torch.randn(1, 512, generator=g), dim=-1)
+    for w_ctx, w_clap in ((1.25, 1.25), (2.0, 1.5), (1.0, 1.0)):
+        for use_ctx, use_clap in ((True, True), (True, False), (False, True), (False, False)):
+            c, k = (ctx if use_ctx else None), (clap if use_clap else None)
+            with torch.no_grad():
+                ref = CFGModel(models["dit"], w_ctx, w_clap)(x, torch.tensor([2.5]), c, k).numpy()
+            f = GuidedConsistency(engine._step, None if c is None else c.numpy(),
+                                  None if k is None else k.numpy(), w_ctx, w_clap, (64, 12), 512)
+            assert np.abs(f(x.numpy(), 2.5) - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
+    ae = models["autoencoder"]
+    audio = (0.2 * np.random.default_rng(1).standard_normal((1, 2, 20000))).astype(np.float32)
+    with torch.no_grad():
+        ref = ae.encode(torch.from_numpy(audio)).numpy()
+    latents = engine.codec.encode(audio)
+    assert latents.shape == ref.shape == (1, 64, ae.latent_frames(20000))
+    assert np.abs(latents - ref).max() < 1e-4
+    # Decoding with the same noise sequence: feed torch.randn from one numpy stream.
+    noise = np.random.default_rng(2)
+    draws = [noise.standard_normal((1, 4, 1024, ae.cfg.chunk_frames)).astype(np.float32) for _ in range(40)]
+    it = iter(draws)
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.from_numpy(next(it)))
+    with torch.no_grad():
+        ref_audio = ae.decode(torch.from_numpy(ref), length=20000).numpy()
+    it2 = iter(draws)
+    spec = engine.codec._sample(engine.codec.decoder({"latents": ref}), 2, lambda shape: next(it2))
+    from sideman.models.spectral_np import ae_audio
+    cfg = engine.codec.cfg
+    ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, 20000)
+    assert np.abs(ours - ref_audio).max() < 1e-3 * max(1.0, np.abs(ref_audio).max())
+
+
+def test_clap_towers_match_the_house_embedder(engine, models):
+    embedder = HouseClapEmbedder(models["clap"])
+    texts = ["warm upright bass", "a bright staccato synth lead"]
+    assert np.abs(engine.embed_text(texts) - embedder.embed_text(texts)).max() < 1e-4
+    clips = (0.2 * np.random.default_rng(3).standard_normal((2, 2, 48000))).astype(np.float32)
+    ours = engine.embed_audio(list(clips))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert np.abs(ours - embedder.embed_audio(clips)).max() < 1e-4
+
+
+def test_generation_shapes_seeds_and_progress(engine):
+    ctx = (0.1 * np.random.default_rng(0).standard_normal((2, 96000))).astype(np.float32)
+    steps = []
+    settings = GenerationSettings(prompt="warm upright bass", seed=7, steps=3)
+    a = engine.generate(ctx, 1.2, settings, lambda s, n: steps.append((s, n)))
+    assert a.shape == (2, 57600) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert np.array_equal(a, engine.generate(ctx, 1.2, settings))
+    assert not np.array_equal(a, engine.generate(ctx, 1.2, GenerationSettings(prompt="warm upright bass", seed=8, steps=3)))
+    unconditional = engine.generate(None, 0.3, GenerationSettings(seed=1, steps=1))
+    assert unconditional.shape == (2, 14400)
+    with pytest.raises(ValueError, match="steps must be"):
+        engine.generate(ctx, 1.0, GenerationSettings(steps=99))
+
+
+def test_controls_in_latent_space(engine):
+    f = GuidedConsistency(engine._step, None, None, 1.25, 1.25, (64, 9), 512)
+    rng = np.random.default_rng(0)
+    take = rng.standard_normal((1, 64, 9)).astype(np.float32)
+    keep = np.zeros(9, bool)
+    keep[:4] = True
+    out = sample_latents(f, (1, 64, 9), SamplerSettings(steps=3), np.random.default_rng(1), take, keep)
+    assert np.array_equal(out[..., :4], take[..., :4]) and not np.allclose(out[..., 4:], take[..., 4:])
+    same = sample_latents(f, (1, 64, 9), SamplerSettings(strength=0.0), np.random.default_rng(1), take)
+    assert np.array_equal(same, take)
+    near = sample_latents(f, (1, 64, 9), SamplerSettings(steps=5, strength=0.2), np.random.default_rng(1), take)
+    far = sample_latents(f, (1, 64, 9), SamplerSettings(steps=5, strength=0.9), np.random.default_rng(1), take)
+    assert np.abs(near - take).mean() < np.abs(far - take).mean()
+    looped = sample_latents(f, (1, 64, 9), SamplerSettings(steps=2, loop=True), np.random.default_rng(1))
+    assert looped.shape == (1, 64, 9) and np.isfinite(looped).all()
+
+
+def test_engine_variation_and_inpainting_controls(engine):
+    take = (0.1 * np.random.default_rng(4).standard_normal((2, 48000))).astype(np.float32)
+    settings = GenerationSettings(seed=2, steps=2)
+    unchanged = engine.generate(None, 1.0, settings, controls=Controls(take=take, strength=0.0))
+    decoded = engine.codec.decode(engine.codec.encode(take[None]), length=48000, rng=np.random.default_rng(2))[0]
+    assert np.allclose(unchanged, decoded, atol=1e-5)
+    kept = engine.generate(None, 1.0, settings, controls=Controls(take=take, keep=((0.0, 0.5),)))
+    assert kept.shape == (2, 48000)
+
+
+def test_schedules_match_the_pytorch_ones():
+    from sideman.models.consistency import consistency_sigmas
+    from sideman.models.edm import karras_sigmas
+    for steps in (1, 2, 5):
+        for strength in (1.0, 0.4):
+            assert np.allclose(consistency_levels(steps, strength=strength),
+                               consistency_sigmas(steps, strength=strength).numpy(), rtol=1e-6)
+            assert np.allclose(karras_levels(steps, strength=strength),
+                               karras_sigmas(steps, strength=strength).numpy(), rtol=1e-6)
+
+
+def test_bridge_samples_are_unit_norm_and_seeded(engine):
+    text = engine.embed_text(["deep sub bass"])[0]
+    a, b = engine.bridge(text, 3, seed=1, steps=4), engine.bridge(text, 3, seed=1, steps=4)
+    assert a.shape == (3, 512) and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(a, b) and not np.allclose(a[0], a[1])
+    assert engine.bridge(None, 2, seed=1, steps=4).shape == (2, 512)
+
+
+def test_engine_runs_where_torch_cannot_be_imported(bundle, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class NoTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        from sideman.plugin_host.engine import OnnxEngine
+        from sideman.plugin_host.engine_api import GenerationSettings
+        e = OnnxEngine({str(bundle)!r}, intra_threads=1)
+        y = e.generate(np.zeros((2, 24000), np.float32), 0.5, GenerationSettings(prompt="bass", seed=1, steps=2))
+        assert y.shape == (2, 24000)
+        assert "torch" not in sys.modules
+        print("ok without torch")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ok without torch" in proc.stdout
+
+
+def test_export_refuses_an_edm_model(models, tmp_path):
+    from sideman.export.bundle import export_bundle
+    from sideman.models.edm import EDMPrecond
+    with pytest.raises(TypeError, match="consistency model"):
+        export_bundle(tmp_path / "b", models["autoencoder"], EDMPrecond(models["dit"].net))
+
+
+def test_fp16_variants(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "fp16", fp16=True, check=False)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "dit_step_fp16" in manifest["files"]
+    model = onnx.load(str(bundle / manifest["files"]["dit_step_fp16"]["path"]))
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+    Bundle.open(bundle)
