@@ -11,10 +11,7 @@ import hashlib
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
-
-import numpy as np
 
 from sideman.data.audio import AudioFileError, load_audio
 
@@ -199,7 +196,8 @@ class Host:
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, job: Job, args: dict, source: Address) -> None:
+    def _generate(self, job: Job, args: dict, source: Address):
+        """Run one generation; returns the final reply to send (done or error)."""
         instance, req = job.instance, job.req
         try:
             st = self.instances.state(instance)
@@ -228,12 +226,14 @@ class Host:
             job.check_cancelled()
             take = self.takes.write(instance, audio, args["sample_rate"], args["anchor_ppq"], meta)
             self.instances.add_take(instance, take.take_id)
-            self.reply(instance, source, "done", req, take.take_id, str(take.path), float(args["anchor_ppq"]))
+            return lambda: self.reply(instance, source, "done", req, take.take_id, str(take.path),
+                                      float(args["anchor_ppq"]))
         except Cancelled:
-            self.reply(instance, source, "error", req, "cancelled")
+            return lambda: self.reply(instance, source, "error", req, "cancelled")
         except Exception as exc:
             log.exception("generation failed for %s/%s", instance, req)
-            self.reply(instance, source, "error", req, f"generation failed: {type(exc).__name__}: {exc}")
+            reason = f"generation failed: {type(exc).__name__}: {exc}"
+            return lambda: self.reply(instance, source, "error", req, reason)
 
 
 def _file_sha256(path: Path) -> str:
@@ -243,18 +243,3 @@ def _file_sha256(path: Path) -> str:
             h.update(chunk)
     return h.hexdigest()
 
-
-def wait_for_reply(sock: socket.socket, timeout: float = 5.0) -> tuple[str, list]:
-    """Client helper: the next (address, params) received on `sock` within `timeout` s."""
-    sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        data, _ = sock.recvfrom(osc.MAX_DATAGRAM)
-        messages = osc.parse_datagram(data)
-        if messages:
-            return messages[0]
-        if time.monotonic() > deadline:
-            raise TimeoutError("no reply")
-
-
-__all__ = ["Host", "VERSION", "wait_for_reply", "np"]

@@ -25,7 +25,8 @@ class Cancelled(Exception):
 class Job:
     instance: str
     req: int
-    work: Callable[["Job"], None]  # runs the job; reports progress itself
+    work: Callable[["Job"], Callable[[], None] | None]  # runs the job; may return a final
+    # reply to send once the job no longer counts as running (so a status right after it is idle)
     on_dropped: Callable[["Job", str], None]  # called when superseded or cancelled before running
     cancel_flag: threading.Event = field(default_factory=threading.Event)
 
@@ -96,10 +97,13 @@ class JobQueue:
                     return
                 _, job = self._pending.popitem(last=False)
                 self._running = job
+            after = None
             try:
-                job.work(job)
+                after = job.work(job)
             except Exception:  # work reports its own errors; the worker must outlive any job
                 log.exception("job %s/%s failed", job.instance, job.req)
             finally:
                 with self._cond:
                     self._running = None
+            if after is not None:
+                after()

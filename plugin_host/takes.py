@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,17 @@ class TakeStore:
     def __init__(self, session: Path):
         self.folder = Path(session) / "takes"
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.removed_orphans = self._remove_orphans()
+
+    def _remove_orphans(self) -> list[str]:
+        """Delete what a killed job may have left: temporary files, audio without sidecar."""
+        removed = []
+        for path in self.folder.iterdir():
+            orphan = path.name.endswith(".tmp") or (path.suffix == ".wav" and not path.with_suffix(".json").exists())
+            if orphan and path.is_file():
+                path.unlink()
+                removed.append(path.name)
+        return removed
 
     def write(self, instance: str, audio: np.ndarray, sample_rate: int, anchor_ppq: float,
               meta: dict) -> Take:
@@ -91,8 +102,3 @@ class TakeStore:
             out.setdefault(take.instance, []).append(take)
         return out
 
-
-def describe(take: Take) -> dict:
-    d = asdict(take)
-    d["path"] = str(take.path)
-    return d

@@ -4,121 +4,25 @@
     sideman corpus render ...         compose and render the synthetic multitrack corpus
     sideman data check DIR            read a multitrack data set and report its problems
     sideman pairs write ...           write training pairs as WAV files for listening
+    sideman presets                   every model preset with its parameter count
+    sideman export ...                write a model bundle (ONNX + manifest)
+    sideman generate ...              generate a stem from the command line
+    sideman serve ...                 the host process the DAW plugin talks to (OSC)
+    sideman audition CONTEXT TAKE     hear a take over its context
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-DEMO_SEED = 20261125  # far from the seeds of training corpora (0, 1, ...)
-
-
-def _cmd_corpus_render(args: argparse.Namespace) -> int:
-    from sideman.data.corpus import render_corpus
-
-    report = render_corpus(args.songs, args.seconds, args.seed, args.out, jobs=args.jobs,
-                           soundfont=args.soundfont, progress=not args.quiet)
-    print(f"{len(report.rendered)} songs rendered, {len(report.skipped)} already present, "
-          f"{len(report.failed)} failed, in {report.out}")
-    if report.rendered:
-        print(f"render speed: {report.realtime_factor:.1f}x real time "
-              f"({report.seconds_of_audio:.0f} s of songs in {report.wall_seconds:.1f} s)")
-    for name, reason in report.failed.items():
-        print(f"  failed {name}: {reason}", file=sys.stderr)
-    return 1 if report.failed and not (report.rendered or report.skipped) else 0
-
-
-def _cmd_data_check(args: argparse.Namespace) -> int:
-    from sideman.data.layouts import read_multitrack
-
-    data = read_multitrack(args.path, args.layout, progress=not args.quiet)
-    print(data.report())
-    return 0 if data.songs else 1
-
-
-def _pair_sampler(path: Path, layout: str, seconds: float, clap_seconds: float, seed: int,
-                  split: str, quiet: bool):
-    from sideman.data.layouts import read_multitrack
-    from sideman.data.pairs import PairConfig, PairSampler
-
-    data = read_multitrack(path, layout, progress=not quiet)
-    for problem in data.problems:
-        print(problem, file=sys.stderr)
-    return PairSampler(data, PairConfig(seconds=seconds, clap_seconds=clap_seconds, seed=seed), split)
-
-
-def _cmd_pairs_write(args: argparse.Namespace) -> int:
-    from sideman.data.pairs import write_pairs
-
-    sampler = _pair_sampler(args.data, args.layout, args.seconds, args.clap_seconds, args.seed,
-                            args.split, args.quiet)
-    folders = write_pairs(sampler, args.count, args.out)
-    print(f"wrote {len(folders)} training pairs to {args.out}")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from sideman.data.corpus import render_corpus
-    from sideman.data.pairs import write_pairs
-    from sideman.data.plots import plot_pair
-
-    out = Path(args.out)
-    report = render_corpus(1, args.seconds, DEMO_SEED, out / "song", progress=False)
-    if report.failed:
-        print(f"the demo song failed to render: {report.failed}", file=sys.stderr)
-        return 1
-    sampler = _pair_sampler(out / "song", "corpus", 10.0, 5.0, 0, "all", True)
-    folders = write_pairs(sampler, args.pairs, out / "pairs")
-    image = plot_pair(sampler.sample(0), out / "pair_0000.png")
-    song_dir = out / "song" / "song_00000"
-    print(f"demo song (stems, mix, MIDI, tags): {song_dir}")
-    print(f"training pairs (target, context, CLAP segment, caption): {out / 'pairs'} "
-          f"({len(folders)} pairs)")
-    print(f"spectrograms of the first pair: {image}")
-    return 0
+from sideman.commands import register_all
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sideman", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="render a demo song and write its training pairs")
-    demo.add_argument("--out", type=Path, default=Path("sideman-demo"))
-    demo.add_argument("--seconds", type=float, default=30.0)
-    demo.add_argument("--pairs", type=int, default=4)
-    demo.set_defaults(func=_cmd_demo)
-
-    corpus = sub.add_parser("corpus", help="the synthetic multitrack corpus").add_subparsers(
-        dest="action", required=True)
-    render = corpus.add_parser("render", help="compose and render songs, one stem per role")
-    render.add_argument("--songs", type=int, required=True)
-    render.add_argument("--seconds", type=float, default=60.0)
-    render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--out", type=Path, required=True)
-    render.add_argument("--jobs", type=int, default=None, help="parallel songs (default: all cores)")
-    render.add_argument("--soundfont", default=None, help="GM soundfont (default: Debian's FluidR3_GM)")
-    render.set_defaults(func=_cmd_corpus_render)
-
-    data = sub.add_parser("data", help="multitrack data sets").add_subparsers(dest="action", required=True)
-    check = data.add_parser("check", help="read a data set and report unusable files")
-    check.add_argument("path", type=Path)
-    check.add_argument("--layout", default="auto", choices=("auto", "corpus", "musdb", "slakh", "folder"))
-    check.set_defaults(func=_cmd_data_check)
-
-    pairs = sub.add_parser("pairs", help="training pairs").add_subparsers(dest="action", required=True)
-    write = pairs.add_parser("write", help="write pairs as WAV files for listening")
-    write.add_argument("--data", type=Path, required=True)
-    write.add_argument("--out", type=Path, required=True)
-    write.add_argument("--count", type=int, default=8)
-    write.add_argument("--layout", default="auto")
-    write.add_argument("--seconds", type=float, default=10.0)
-    write.add_argument("--clap-seconds", type=float, default=10.0)
-    write.add_argument("--seed", type=int, default=0)
-    write.add_argument("--split", default="train", choices=("train", "validation", "all"))
-    write.set_defaults(func=_cmd_pairs_write)
+    register_all(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -126,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, OSError) as exc:
-        print(f"sideman: error: {exc}", file=sys.stderr)
+    except (ValueError, RuntimeError, OSError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"sideman: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sideman: interrupted", file=sys.stderr)

@@ -1,0 +1,9 @@
+"""Subcommands of `sideman`, one module per pipeline stage; each registers its parsers."""
+from . import data, host, models
+
+MODULES = (data, models, host)
+
+
+def register_all(sub) -> None:
+    for module in MODULES:
+        module.register(sub)

@@ -1,0 +1,55 @@
+"""Host commands: the OSC server for DAW plugins, and auditioning a take."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sideman.defaults import default_bundle, host_cache_dir, session_dir
+    from sideman.plugin_host.engine import OnnxEngine
+    from sideman.plugin_host.host import Host
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    bundle = args.bundle or default_bundle()
+    engine = OnnxEngine(bundle, intra_threads=args.threads)
+    host = Host(engine, args.session or session_dir(), args.cache or host_cache_dir(),
+                host=args.host, port=args.port, bundle_name=engine.bundle.manifest.get("name", ""))
+    address = f"{host.address[0]}:{host.address[1]}"
+    print(f"sideman host listening on udp://{address} (bundle {bundle})", flush=True)
+    print(f"session folder: {host.session.resolve()}; context cache: {host.cache.resolve()}", flush=True)
+    host.start()
+    try:
+        host.wait()
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        host.stop()
+    return 0
+
+
+def _audition(args: argparse.Namespace) -> int:
+    from sideman.plugin_host.audition import audition
+
+    audition(args.context, args.take, args.take_gain, args.audio, args.loop)
+    return 0
+
+
+def register(sub) -> None:
+    serve = sub.add_parser("serve", help="serve DAW plugins over OSC (UDP)")
+    serve.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    serve.add_argument("--port", type=int, default=9050)
+    serve.add_argument("--session", type=Path, help="session folder (takes, instances)")
+    serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
+    serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    serve.set_defaults(func=_serve)
+
+    aud = sub.add_parser("audition", help="play a take over its context on the sound card (pyo)")
+    aud.add_argument("context", type=Path)
+    aud.add_argument("take", type=Path)
+    aud.add_argument("--take-gain", type=float, default=0.0, help="dB")
+    aud.add_argument("--audio", default="portaudio", choices=("portaudio", "jack"))
+    aud.add_argument("--loop", action="store_true")
+    aud.set_defaults(func=_audition)

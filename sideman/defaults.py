@@ -1,0 +1,25 @@
+"""Default locations: the embedded model bundle, the host's session and cache folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED_BUNDLE = Path(__file__).resolve().parent / "default_bundle"
+
+
+def default_bundle() -> Path:
+    """The bundle used when none is given: $SIDEMAN_BUNDLE, else the embedded one."""
+    path = Path(os.environ.get("SIDEMAN_BUNDLE", EMBEDDED_BUNDLE))
+    if not (path / "manifest.json").is_file():
+        raise FileNotFoundError(f"no model bundle at {path}: pass --bundle DIR (make one with "
+                                f"`sideman export`) or set SIDEMAN_BUNDLE")
+    return path
+
+
+def session_dir() -> Path:
+    return Path(os.environ.get("SIDEMAN_SESSION", Path.home() / ".local" / "share" / "sideman" / "session"))
+
+
+def host_cache_dir() -> Path:
+    """Where plugins write context files for the host (the plugin's default too)."""
+    return Path(os.environ.get("SIDEMAN_HOST_CACHE", Path.home() / ".cache" / "sideman" / "context"))
