@@ -133,4 +133,4 @@ class InstanceRegistry:
 
     def _save(self, instance: str) -> None:
         data = json.dumps(asdict(self._states[instance]), indent=2).encode()
-        atomic_write_bytes(self.folder / f"{instance}.json", data)
+        atomic_write_bytes(self.folder / f"{instance}.json", data, durable=False)
