@@ -29,7 +29,9 @@ class Controls:
 
     take: (2, N) previous take to vary or inpaint; strength: 1 = fresh, 0 = the take;
     keep: list of (start, end) seconds of the take kept exactly; loop: seamless loop;
-    clap_mix: with both a prompt and a style reference, 0 = all prompt, 1 = all style.
+    clap_mix: with both a prompt and a style reference, 0 = all prompt, 1 = all style;
+    clap_embedding: (512,) a CLAP condition given directly (evaluation: raw text, bridge
+    samples, CLAP_A*), used instead of the prompt and style reference.
     """
 
     take: np.ndarray | None = None
@@ -37,6 +39,7 @@ class Controls:
     keep: tuple[tuple[float, float], ...] = ()
     loop: bool = False
     clap_mix: float = 0.5
+    clap_embedding: np.ndarray | None = None
 
 
 class OnnxEngine:
@@ -141,7 +144,10 @@ class OnnxEngine:
         ctx_latents = None
         if context is not None:
             ctx_latents = self.codec.encode(_fit(context, n)[None])
-        clap = self.clap_condition(settings.prompt, settings.style_audio, settings.seed, controls.clap_mix)
+        if controls.clap_embedding is not None:
+            clap = np.asarray(controls.clap_embedding, np.float32).reshape(1, -1)
+        else:
+            clap = self.clap_condition(settings.prompt, settings.style_audio, settings.seed, controls.clap_mix)
         f = GuidedConsistency(self._step, ctx_latents, clap, settings.guidance_context,
                               settings.guidance_clap, (self.codec.cfg.latent_dim, frames), self.clap_dim)
         take = keep = None
