@@ -143,6 +143,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) ->
                         "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
                         "sample_rate": c.sample_rate, "decode_steps": 2},
         "dit": {"kind": "consistency", "sigma_min": dit.sigma_min, "sigma_max": 80.0, "rho": 7.0,
+                "latent_scale": float(getattr(dit, "latent_scale", 1.0)),
                 "default_steps": DEFAULT_STEPS, "max_steps": MAX_STEPS,
                 "guidance": {"context": guidance[0], "clap": guidance[1]},
                 "parameters": sum(p.numel() for p in dit.net.parameters())},

@@ -1,7 +1,10 @@
 """A trained DiT as one file: config, parameterisation and weights (EMA by default).
 
     {"format": "sideman-dit-1", "kind": "edm" | "consistency", "config": DiTConfig fields,
-     "sigma_data", "sigma_min", "state_dict": weights of the DiT network}
+     "sigma_data", "sigma_min", "latent_scale", "state_dict": weights of the DiT network}
+
+`latent_scale` is the factor the DiT's latents were multiplied by in training (so their
+RMS matched sigma_data); the loaded model carries it as `model.latent_scale`.
 
 `export_dit` writes it from a preconditioned model (EDMPrecond or ConsistencyPrecond);
 `load_dit` rebuilds that preconditioned model.
@@ -22,7 +25,7 @@ from .edm import EDMPrecond
 FORMAT = "sideman-dit-1"
 
 
-def save_dit(model: nn.Module, path: str | os.PathLike) -> Path:
+def save_dit(model: nn.Module, path: str | os.PathLike, latent_scale: float = 1.0) -> Path:
     """Write a preconditioned DiT (EDMPrecond or ConsistencyPrecond) atomically."""
     if isinstance(model, ConsistencyPrecond):
         kind, sigma_min = "consistency", model.sigma_min
@@ -35,7 +38,7 @@ def save_dit(model: nn.Module, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"format": FORMAT, "kind": kind, "config": dataclasses.asdict(model.net.cfg),
                 "sigma_data": model.sigma_data, "sigma_min": sigma_min,
-                "state_dict": model.net.state_dict()}, tmp)
+                "latent_scale": float(latent_scale), "state_dict": model.net.state_dict()}, tmp)
     os.replace(tmp, path)
     return path
 
@@ -51,4 +54,5 @@ def load_dit(path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
         model: nn.Module = ConsistencyPrecond(net, saved["sigma_data"], saved["sigma_min"])
     else:
         model = EDMPrecond(net, saved["sigma_data"])
+    model.latent_scale = float(saved.get("latent_scale", 1.0))
     return model.eval()

@@ -59,6 +59,7 @@ class OnnxEngine:
         self.max_steps = int(man["dit"]["max_steps"])
         self.default_steps = int(man["dit"]["default_steps"])
         self.clap_dim = int(man["clap_dim"])
+        self.latent_scale = float(man["dit"].get("latent_scale", 1.0))  # DiT units = scale * codec units
         self._step = self.bundle.runner("dit_step")
         self._text_encoder = None
 
@@ -143,7 +144,7 @@ class OnnxEngine:
         frames = self.codec.cfg.latent_frames(n)
         ctx_latents = None
         if context is not None:
-            ctx_latents = self.codec.encode(_fit(context, n)[None])
+            ctx_latents = self.codec.encode(_fit(context, n)[None]) * self.latent_scale
         if controls.clap_embedding is not None:
             clap = np.asarray(controls.clap_embedding, np.float32).reshape(1, -1)
         else:
@@ -152,7 +153,7 @@ class OnnxEngine:
                               settings.guidance_clap, (self.codec.cfg.latent_dim, frames), self.clap_dim)
         take = keep = None
         if controls.take is not None:
-            take = self.codec.encode(_fit(controls.take, n)[None])
+            take = self.codec.encode(_fit(controls.take, n)[None]) * self.latent_scale
         if controls.keep:
             keep = np.zeros(frames, bool)
             hop = self.codec.cfg.latent_hop / self.sample_rate
@@ -170,7 +171,7 @@ class OnnxEngine:
                                                  w_clap=settings.guidance_clap, strength=controls.strength,
                                                  loop=controls.loop),
                                  rng, take, keep, report)
-        audio = self.codec.decode(latents, length=n, steps=self.decode_steps, rng=rng)[0]
+        audio = self.codec.decode(latents / self.latent_scale, length=n, steps=self.decode_steps, rng=rng)[0]
         report(total, total)
         return audio
 

@@ -1,0 +1,73 @@
+"""DiT training data in latent space and the EDM -> consistency training chain, end to end."""
+import numpy as np
+import pytest
+import torch
+
+from audio_fixtures import tone, write
+from bundle_fixture import perturb
+from sideman.export.bundle import export_bundle
+from sideman.models.autoencoder import PRESETS as AE, Autoencoder
+from sideman.models.clap_house import PRESETS as CLAP, HouseClap, HouseClapEmbedder
+from sideman.models.consistency import ConsistencyPrecond
+from sideman.models.dit_checkpoint import load_dit
+from sideman.models.edm import EDMPrecond
+from sideman.plugin_host.engine import OnnxEngine
+from sideman.plugin_host.engine_api import GenerationSettings
+from sideman.training.dit_data import LatentPairs, build_pair_latents
+from sideman.training.train_dit import train_dit
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("songs")
+    for i in range(3):
+        write(root / f"s{i}" / "bass.wav", tone(60 + 10 * i, 4.0))
+        write(root / f"s{i}" / "keys.wav", tone(440 + 20 * i, 4.0))
+        write(root / f"s{i}" / "vocals.wav", tone(300, 4.0))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ae():
+    torch.manual_seed(0)
+    return perturb(Autoencoder(AE["tiny"]), seed=1)
+
+
+def test_pairs_are_encoded_scaled_and_resumable(songs, ae, tmp_path):
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    out = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=6, seconds=1.0,
+                             clap_seconds=1.0, split="all", shard_size=4, progress=False)
+    data = LatentPairs(out)
+    assert len(data) == 6 and data[0]["target"].shape == data[0]["context"].shape == (64, 12)
+    assert data[0]["clap"].shape == (512,)
+    rms = float(data.target.pow(2).mean().sqrt())
+    assert abs(rms - 0.5) < 0.02  # scaled to sigma_data (float16 storage)
+    first = (out / "shard_00000.npz").read_bytes()
+    (out / "shard_00001.npz").unlink()
+    build_pair_latents(ae, embedder, songs, out, pairs=6, seconds=1.0, clap_seconds=1.0,
+                       split="all", shard_size=4, progress=False)
+    assert (out / "shard_00000.npz").read_bytes() == first and len(LatentPairs(out)) == 6
+
+
+def test_edm_then_consistency_then_bundle(songs, ae, tmp_path):
+    clap = perturb(HouseClap(CLAP["tiny"]))
+    pairs = build_pair_latents(ae, HouseClapEmbedder(clap), songs, tmp_path / "pairs", pairs=4,
+                               seconds=1.0, clap_seconds=1.0, split="all", progress=False)
+    edm_file = train_dit(pairs, tmp_path / "run", "edm", preset="tiny", steps=6, batch_size=4,
+                         warmup=2, log_every=2, ckpt_every=3, progress=False)
+    edm = load_dit(edm_file)
+    assert isinstance(edm, EDMPrecond) and edm.latent_scale == pytest.approx(LatentPairs(pairs).latent_scale)
+    cm_file = train_dit(pairs, tmp_path / "run", "consistency", preset="tiny", steps=4, batch_size=4,
+                        warmup=1, init=edm_file, log_every=2, ckpt_every=2, progress=False)
+    cdit = load_dit(cm_file)
+    assert isinstance(cdit, ConsistencyPrecond)
+    assert (tmp_path / "run" / "edm" / "log.csv").is_file() and (tmp_path / "run" / "consistency" / "loss.png").is_file()
+    bundle = export_bundle(tmp_path / "bundle", ae, cdit, clap, None)
+    engine = OnnxEngine(bundle, intra_threads=1)
+    assert engine.latent_scale == pytest.approx(cdit.latent_scale)
+    stem = engine.generate(np.zeros((2, 48000), np.float32), 1.0, GenerationSettings(seed=1, steps=2))
+    assert stem.shape == (2, 48000) and np.isfinite(stem).all()
+    with pytest.raises(ValueError, match="starts from an EDM model"):
+        train_dit(pairs, tmp_path / "run2", "consistency", preset="tiny", steps=2)
