@@ -49,6 +49,7 @@ class Host:
         self.address = self.sock.getsockname()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.take_listeners: list = []  # callables (instance, Take) run after each done reply
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,8 +227,15 @@ class Host:
             job.check_cancelled()
             take = self.takes.write(instance, audio, args["sample_rate"], args["anchor_ppq"], meta)
             self.instances.add_take(instance, take.take_id)
-            return lambda: self.reply(instance, source, "done", req, take.take_id, str(take.path),
-                                      float(args["anchor_ppq"]))
+            def finish() -> None:
+                self.reply(instance, source, "done", req, take.take_id, str(take.path),
+                           float(args["anchor_ppq"]))
+                for listener in self.take_listeners:
+                    try:
+                        listener(instance, take)
+                    except Exception:  # a DAW link that fails must not stop the host
+                        log.exception("take listener %r failed", listener)
+            return finish
         except Cancelled:
             return lambda: self.reply(instance, source, "error", req, "cancelled")
         except Exception as exc:
