@@ -1,7 +1,7 @@
 """Subcommands of `sideman`, one module per pipeline stage; each registers its parsers."""
-from . import data, evaluate, host, models, train
+from . import data, host, models, train
 
-MODULES = (data, models, train, host, evaluate)
+MODULES = (data, models, train, host)
 
 
 def register_all(sub) -> None:
