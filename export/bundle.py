@@ -23,10 +23,10 @@ from sideman.models.autoencoder import Autoencoder
 from sideman.models.bridge import ClapBridge
 from sideman.models.clap_house import HouseClap
 from sideman.models.consistency import ConsistencyPrecond
-from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST
+from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 
 from . import autoencoder_parts, bridge_part, clap_parts, dit_step
-from .onnx_io import OPSET, export_module, io_spec, sha256, to_fp16
+from .onnx_io import OPSET, export_module, io_spec, to_fp16
 
 PARITY_TOL = 1e-4
 DEFAULT_STEPS = 5
@@ -126,7 +126,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) ->
     c = ae.cfg
     entries = {}
     for part, path in files.items():
-        entry = {"path": path.name, "sha256": sha256(path)}
+        entry = {"path": path.name, "sha256": file_sha256(path)}
         if path.suffix == ".onnx":
             entry.update(io_spec(path))
         if part in errors:

@@ -1,7 +1,6 @@
 """Writing ONNX files: the exporter call, checking, hashing and fp16 conversion."""
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -58,14 +57,6 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
         pending = [n for n in pending if id(n) not in done]
     del graph.node[:]
     graph.node.extend(ordered)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def io_spec(path: Path) -> dict:

@@ -7,7 +7,6 @@ kind is answered with an error and never stops the server.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 from sideman.data.audio import AudioFileError, load_audio
 
 from . import osc_protocol as osc
+from .bundle import file_sha256
 from .engine_api import Engine, GenerationSettings
 from .instances import Address, InstanceRegistry
 from .jobs import Cancelled, Job, JobQueue
@@ -221,7 +221,7 @@ class Host:
             meta = {"prompt": st.prompt, "style_path": st.style_path, "seed": st.seed,
                     "steps": st.steps, "guidance_context": st.guidance_context,
                     "guidance_clap": st.guidance_clap, "bundle": self.engine.bundle_id,
-                    "context_sha256": _file_sha256(args["context"]) if args["context"] else "",
+                    "context_sha256": file_sha256(args["context"]) if args["context"] else "",
                     "bpm": args["bpm"], "beats_per_bar": args["beats_per_bar"],
                     "seconds": seconds, "request": req}
             job.check_cancelled()
@@ -242,12 +242,4 @@ class Host:
             log.exception("generation failed for %s/%s", instance, req)
             reason = f"generation failed: {type(exc).__name__}: {exc}"
             return lambda: self.reply(instance, source, "error", req, reason)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
