@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv python3-dev g++ cmake)
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv python3-dev g++ cmake lua5.4)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()

@@ -5,20 +5,28 @@ import argparse
 import logging
 from pathlib import Path
 
+from sideman.plugin_host.daw import add_arguments as add_daw_arguments
+
 
 def _serve(args: argparse.Namespace) -> int:
     from sideman.defaults import default_bundle, host_cache_dir, session_dir
     from sideman.plugin_host.engine import OnnxEngine
+    from sideman.plugin_host.daw import links_from_args
     from sideman.plugin_host.host import Host
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    session = args.session or session_dir()
+    links = links_from_args(args, session)  # option mistakes surface before the model loads
     bundle = args.bundle or default_bundle()
     engine = OnnxEngine(bundle, intra_threads=args.threads)
-    host = Host(engine, args.session or session_dir(), args.cache or host_cache_dir(),
+    host = Host(engine, session, args.cache or host_cache_dir(),
                 host=args.host, port=args.port, bundle_name=engine.bundle.manifest.get("name", ""))
+    host.take_listeners += links
     address = f"{host.address[0]}:{host.address[1]}"
     print(f"sideman host listening on udp://{address} (bundle {bundle})", flush=True)
     print(f"session folder: {host.session.resolve()}; context cache: {host.cache.resolve()}", flush=True)
+    for link in links:
+        print(f"DAW link: {link!r}", flush=True)
     host.start()
     try:
         host.wait()
@@ -44,6 +52,7 @@ def register(sub) -> None:
     serve.add_argument("--session", type=Path, help="session folder (takes, instances)")
     serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    add_daw_arguments(serve)
     serve.set_defaults(func=_serve)
 
     aud = sub.add_parser("audition", help="play a take over its context on the sound card (pyo)")
