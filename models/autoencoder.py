@@ -49,7 +49,8 @@ from .ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_caus
 from .stft import SpectralTransform
 
 __all__ = ["AutoencoderConfig", "PRESETS", "Autoencoder", "Encoder", "Bottleneck", "Decoder",
-           "ConsistencyNet", "save_autoencoder", "load_autoencoder", "count_parameters"]
+           "ConsistencyNet", "save_autoencoder", "load_autoencoder", "count_parameters",
+           "to_chunks", "from_chunks", "per_frame"]
 
 CHECKPOINT_FORMAT = "sideman-autoencoder-1"
 CONFIG_FILE = "autoencoder.json"
@@ -130,17 +131,24 @@ class AutoencoderConfig:
 
 
 PRESETS: dict[str, AutoencoderConfig] = {
-    # Full scale for GPU training: 144.6M parameters (encoder 26.5M, decoder 26.3M,
-    # consistency model 91.8M); 192 tokens per chunk of 256 ms.
+    # Full scale, for GPU training: 108.9M parameters (encoder 25.5M, decoder 25.3M,
+    # consistency model 58.2M); 192 tokens (16 bins x 8 frames) per 256-ms chunk.
     "paper": AutoencoderConfig(width=512, heads=8, enc_depth=8, dec_depth=8, cm_depth=12,
                                freq_patch=16),
-    # Trains on 2 CPU cores in hours: 7.95M parameters, 96 tokens per chunk.
+    # Trains on 2 CPU cores in hours: 2.48M parameters (encoder 0.54M, decoder 0.41M,
+    # consistency model 1.53M); 96 tokens (32 bins x 8 frames) per chunk.
     "small": AutoencoderConfig(width=128, heads=2, enc_depth=2, dec_depth=2, cm_depth=4,
                                freq_patch=32),
-    # Unit tests: 0.48M parameters, 48 tokens per chunk.
+    # Unit tests: 0.68M parameters; 48 tokens (64 bins x 8 frames) per chunk.
     "tiny": AutoencoderConfig(width=64, heads=2, enc_depth=1, dec_depth=1, cm_depth=2,
                               freq_patch=64),
 }
+
+
+def per_frame(values: Tensor, chunk_frames: int) -> Tensor:
+    """Per-chunk values ``(B, W)`` -> ``(B, 1, 1, W * chunk_frames)``, broadcastable
+    against a spectrogram window."""
+    return values.float().repeat_interleave(chunk_frames, dim=1)[:, None, None, :]
 
 
 def to_chunks(spec: Tensor, chunk_frames: int) -> Tensor:
@@ -317,7 +325,7 @@ class Autoencoder(nn.Module):
         per-chunk noise levels, ``features (B, W, Tk, width)`` -> clean estimate, same shape
         as ``x``, float32. ``f(x, sigma_min) = x`` exactly."""
         cfg = self.cfg
-        s = sigma.float().repeat_interleave(cfg.chunk_frames, dim=1)[:, None, None, :]
+        s = per_frame(sigma, cfg.chunk_frames)
         sd, smin = cfg.sigma_data, cfg.sigma_min
         c_skip = sd ** 2 / ((s - smin) ** 2 + sd ** 2)
         c_out = sd * (s - smin) / (s ** 2 + sd ** 2).sqrt()
@@ -341,11 +349,11 @@ class Autoencoder(nn.Module):
         spec = self.transform(audio)
         y = self.encoder(spec)
         features = self.decoder(self.bottleneck(y))
-        expand = lambda v: v.repeat_interleave(self.cfg.chunk_frames, 1)[:, None, None, :]  # noqa: E731
+        cf = self.cfg.chunk_frames
         with torch.no_grad():
-            teacher = self.denoise(spec + expand(sigma_teacher) * noise, sigma_teacher,
+            teacher = self.denoise(spec + per_frame(sigma_teacher, cf) * noise, sigma_teacher,
                                    features.detach())
-        student = self.denoise(spec + expand(sigma) * noise, sigma, features)
+        student = self.denoise(spec + per_frame(sigma, cf) * noise, sigma, features)
         return {"student": student, "teacher": teacher, "y": y}
 
     # -- inference ---------------------------------------------------------------------
@@ -353,8 +361,9 @@ class Autoencoder(nn.Module):
     def encode(self, audio: Tensor, chunk_batch: int = 64) -> Tensor:
         """``audio (B, 2, N)`` at 48 kHz -> latents ``(B, latent_dim, latent_frames(N))``.
 
-        Deterministic; padded with zeros to whole chunks; processed ``chunk_batch`` chunks
-        at a time so memory does not grow with the length.
+        Deterministic; padded with zeros to whole chunks; analysed and encoded
+        ``chunk_batch`` chunks at a time (each piece with its STFT context), so memory
+        does not grow with the length and the result does not depend on ``chunk_batch``.
         """
         audio = self._pad(audio.float())
         half, step = self.cfg.n_fft // 2, chunk_batch * self.cfg.chunk_samples
@@ -365,13 +374,14 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: Tensor, length: int | None = None, steps: int = 2,
-               generator: torch.Generator | None = None, chunk_batch: int = 64) -> Tensor:
+               generator: torch.Generator | None = None, chunk_batch: int = 64,
+               refine_sigma: float | None = None) -> Tensor:
         """Latents ``(B, latent_dim, T)`` (``T`` whole chunks) -> audio ``(B, 2, length)``.
 
-        ``steps`` = 2: the two-step decoding (each chunk refined from ``refine_sigma``);
-        ``steps`` = 1: one step per chunk, the previous chunk given clean. ``length``
-        defaults to ``T * latent_hop``. The noise comes from ``generator`` (default: a
-        generator seeded with 0, so decoding is deterministic).
+        ``steps`` = 2: the two-step decoding (each chunk refined from ``refine_sigma``,
+        default ``cfg.refine_sigma``); ``steps`` = 1: one step per chunk, the previous
+        chunk given clean. ``length`` defaults to ``T * latent_hop``. The noise comes from
+        ``generator`` (default: a generator seeded with 0, so decoding is deterministic).
         """
         cfg = self.cfg
         if z.shape[-1] % cfg.chunk_latents:
@@ -384,11 +394,12 @@ class Autoencoder(nn.Module):
         z = z.float()
         feats = torch.cat([self.decoder(z[..., i:i + chunk_batch * cfg.chunk_latents])
                            for i in range(0, z.shape[-1], chunk_batch * cfg.chunk_latents)], dim=1)
-        spec = self._sample(feats, steps, generator)
+        spec = self._sample(feats, steps, generator, refine_sigma or cfg.refine_sigma)
         n = z.shape[-1] * cfg.latent_hop
         return self.transform.inverse(spec, n if length is None else length)
 
-    def _sample(self, feats: Tensor, steps: int, generator: torch.Generator) -> Tensor:
+    def _sample(self, feats: Tensor, steps: int, generator: torch.Generator,
+                refine: float) -> Tensor:
         """Autoregressive chunk-by-chunk sampling; ``feats (B, n, Tk, width)`` ->
         spectrogram ``(B, 4, bins, n * chunk_frames)``."""
         cfg = self.cfg
@@ -397,12 +408,12 @@ class Autoencoder(nn.Module):
         dev = feats.device
         randn = lambda: torch.randn(shape, generator=generator, device=dev)  # noqa: E731
         levels = lambda *s: torch.tensor(s, device=dev).expand(b, len(s))   # noqa: E731
-        renoise = math.sqrt(cfg.refine_sigma ** 2 - cfg.sigma_min ** 2)
+        renoise = math.sqrt(refine ** 2 - cfg.sigma_min ** 2)
         done: list[Tensor] = []
         first = self.denoise(cfg.sigma_max * randn(), levels(cfg.sigma_max), feats[:, :1])
         for k in range(1, n):
             if steps == 2:
-                prev, s_prev = first + renoise * randn(), cfg.refine_sigma
+                prev, s_prev = first + renoise * randn(), refine
             else:
                 prev, s_prev = first, cfg.sigma_min
             x = torch.cat([prev, cfg.sigma_max * randn()], dim=-1)
@@ -412,10 +423,10 @@ class Autoencoder(nn.Module):
         if steps == 1:
             done.append(first)
         elif n == 1:
-            done.append(self.denoise(first + renoise * randn(), levels(cfg.refine_sigma), feats))
+            done.append(self.denoise(first + renoise * randn(), levels(refine), feats))
         else:
             x = torch.cat([done[-1], first + renoise * randn()], dim=-1)
-            out = self.denoise(x, levels(cfg.sigma_min, cfg.refine_sigma), feats[:, n - 2:])
+            out = self.denoise(x, levels(cfg.sigma_min, refine), feats[:, n - 2:])
             done.append(out[..., cfg.chunk_frames:])
         return torch.cat(done, dim=-1)
 

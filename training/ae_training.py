@@ -1,0 +1,215 @@
+"""Consistency training of the autoencoder (Music2Latent recipe) on the shared Trainer.
+
+Data: random windows of two consecutive chunks (2 x 12288 samples = 0.51 s at 48 kHz) of
+either one stem or the mix of a random subset of a song's stems (each with probability
+1/2), from the training split of any layout ``sideman.data`` reads. Windows whose level
+is below ``silence_db`` are re-drawn. Window ``i`` is a pure function of ``(seed, i)``
+and epoch ``e`` uses indices ``[e L, (e+1) L)``, so every epoch brings new windows and a
+resumed run sees the same data as an uninterrupted one.
+
+Objective (continuous-time consistency training): per chunk of the window an index
+``u ~ U(du, 1)`` maps to ``sigma = karras(u)`` (sigma_min 0.002, sigma_max 80, rho 7); the
+teacher is the same network under stop-gradient at ``karras(max(u - du, 0))`` with the
+same noise; ``du`` shrinks exponentially from 0.1 to 0.001 over training. Loss per chunk:
+``pseudo_huber(student, teacher) / (sigma - sigma')`` with ``c = 0.00054 sqrt(d)``, plus
+``latent_weight`` x the bottleneck's RMS-band penalty. The encoder and decoder learn
+through the student's conditioning.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..data.audio import load_audio
+from ..data.layouts import read_multitrack
+from ..data.multitrack import BLOCK, Multitrack, Song
+from ..data.pairs import song_split
+from ..models.autoencoder import (CONFIG_FILE, PRESETS, Autoencoder, AutoencoderConfig,
+                                  save_autoencoder, to_chunks)
+from ..models.consistency import pseudo_huber
+from ..models.edm import karras_sigma_at
+from .schedules import exponential_decay
+from .trainer import TrainConfig, Trainer, distributed_env
+
+__all__ = ["AudioWindows", "EpochSampler", "ConsistencyObjective", "split_songs",
+           "train_autoencoder"]
+
+
+def split_songs(data: Multitrack, split: str, validation_fraction: float = 0.1) -> list[Song]:
+    """Songs of ``split`` ('train', 'validation' or 'all') by the pair sampler's hash rule."""
+    return [s for s in data.songs if not s.path.name.startswith(".")
+            and (split == "all" or song_split(s.song_id, validation_fraction) == split)]
+
+
+class AudioWindows(Dataset):
+    """``window`` samples of one stem or of a stem-subset mix: item ``i`` is a float32
+    ``(2, window)`` tensor at 48 kHz, a pure function of ``(seed, i)`` (any ``i >= 0``)."""
+
+    def __init__(self, songs: list[Song], window: int, seed: int = 0, mix_prob: float = 0.5,
+                 silence_db: float = -50.0, tries: int = 8) -> None:
+        songs = [s for s in songs if s.frames >= window]
+        if not songs:
+            raise ValueError(f"no song is longer than the {window}-sample training window")
+        self.songs, self.window, self.seed = songs, window, seed
+        self.mix_prob, self.silence_db, self.tries = mix_prob, silence_db, tries
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def choose(self, index: int) -> tuple[Song, list, int]:
+        """``(song, stems, start sample)`` of item ``index``."""
+        rng = np.random.default_rng((self.seed, index))
+        song = self.songs[int(rng.integers(len(self.songs)))]
+        if len(song.stems) > 1 and rng.random() < self.mix_prob:
+            size = int(rng.integers(2, len(song.stems) + 1))
+            stems = [song.stems[i] for i in sorted(rng.choice(len(song.stems), size, replace=False))]
+        else:
+            stems = [song.stems[int(rng.integers(len(song.stems)))]]
+        blocks = math.ceil(self.window / BLOCK)
+        level = sum(s.activity[:song.frames // BLOCK] for s in stems)
+        start = 0
+        for _ in range(self.tries):
+            start = int(rng.integers(0, song.frames - self.window + 1))
+            window_level = level[start // BLOCK:start // BLOCK + blocks].mean()
+            if 10 * np.log10(max(float(window_level), 1e-20)) > self.silence_db:
+                break
+        return song, stems, start
+
+    def __getitem__(self, index: int) -> Tensor:
+        _, stems, start = self.choose(index)
+        audio = sum(load_audio(s.path, start, self.window) for s in stems)
+        return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+
+
+class EpochSampler(Sampler[int]):
+    """Epoch ``e`` yields a seeded permutation of ``[e L, (e+1) L)`` (this rank's share
+    under DDP); the trainer calls :meth:`set_epoch`."""
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+        self.rank, _, self.world = distributed_env()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = self.epoch * self.length + torch.randperm(self.length, generator=g)
+        return iter(order[self.rank::self.world].tolist())
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world))
+
+
+@dataclass
+class ConsistencyObjective:
+    """``loss_fn(model, batch) -> (loss, scalars)`` for the Trainer; ``batch (B, 2, W*chunk)``.
+
+    Scalars: ``consistency`` (weighted pseudo-Huber), ``latent_penalty``, ``latent_std``
+    (std of the latents z), ``latent_sat`` (fraction of |z| > 0.9 a), ``index_step`` (du).
+    """
+
+    total_steps: int
+    step_start: float = 0.1
+    step_end: float = 0.001
+    latent_weight: float = 1.0
+    step: int = 0
+
+    def set_step(self, step: int) -> None:
+        self.step = step
+
+    def index_step(self) -> float:
+        return exponential_decay(self.step, self.total_steps, self.step_start, self.step_end)
+
+    def sigmas(self, cfg: AutoencoderConfig, shape: tuple[int, int],
+               device: torch.device) -> tuple[Tensor, Tensor]:
+        """Student and teacher levels ``(B, W)``, ``sigma > sigma' >= sigma_min``."""
+        du = self.index_step()
+        u = du + (1 - du) * torch.rand(shape, device=device)
+        at = lambda v: karras_sigma_at(v, cfg.sigma_min, cfg.sigma_max, cfg.rho)  # noqa: E731
+        return at(u), at((u - du).clamp(min=0.0))
+
+    def __call__(self, model: nn.Module, batch: Tensor) -> tuple[Tensor, dict]:
+        core: Autoencoder = getattr(model, "module", model)
+        cfg = core.cfg
+        b, w = batch.shape[0], batch.shape[-1] // cfg.chunk_samples
+        sigma, sigma_t = self.sigmas(cfg, (b, w), batch.device)
+        noise = torch.randn(b, 4, cfg.bins, w * cfg.chunk_frames, device=batch.device)
+        out = model(batch, sigma, sigma_t, noise)
+        dist = pseudo_huber(to_chunks(out["student"], cfg.chunk_frames),
+                            to_chunks(out["teacher"], cfg.chunk_frames))     # (B*W,)
+        consistency = (dist / (sigma - sigma_t).reshape(-1)).mean()
+        penalty = core.bottleneck.penalty(out["y"])
+        with torch.no_grad():
+            z = core.bottleneck(out["y"].float())
+            sat = (z.abs() > 0.9 * cfg.latent_bound).float().mean()
+        return consistency + self.latent_weight * penalty, {
+            "consistency": consistency.detach(), "latent_penalty": penalty.detach(),
+            "latent_std": z.std(), "latent_sat": sat, "index_step": self.index_step()}
+
+
+def _write_run_config(out: Path, cfg: AutoencoderConfig, preset: str, train: dict) -> None:
+    """``autoencoder.json`` in the run folder; a resumed run must use the same model."""
+    file = out / CONFIG_FILE
+    record = {"preset": preset, "model": asdict(cfg), "train": train}
+    if file.is_file():
+        old = json.loads(file.read_text())
+        if old["model"] != record["model"]:
+            raise ValueError(f"{file}: the run was started with another model configuration; "
+                             f"use a new output folder")
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(file)
+
+
+def train_autoencoder(data_dir: str | Path, out_dir: str | Path, preset: str = "small",
+                      steps: int = 100_000, batch_size: int = 16, lr: float = 1e-4,
+                      warmup_steps: int = 1000, ema_decay: float = 0.9999,
+                      latent_weight: float = 1.0, step_start: float = 0.1,
+                      step_end: float = 0.001, layout: str = "auto", workers: int = 0,
+                      epoch_batches: int = 256, log_every: int = 50, ckpt_every: int = 500,
+                      seed: int = 0, progress: bool = True, until: int | None = None,
+                      config: AutoencoderConfig | None = None) -> Path:
+    """Train (or resume) an autoencoder; returns the exported ``out_dir/autoencoder.pt``.
+
+    ``out_dir`` gets the trainer's ``last.pt``, ``log.csv`` and ``loss.png``, the run's
+    ``autoencoder.json`` and, at the end, ``autoencoder.pt`` (EMA weights + config, the
+    file that :func:`sideman.models.autoencoder.load_autoencoder` and the encode/decode
+    commands read). ``until`` stops early at that step (the schedules still span
+    ``steps``); ``config`` overrides the preset; ``step_start`` -> ``step_end`` is the
+    consistency index-step schedule. Launch under ``torchrun`` for DDP; bf16 autocast is
+    used on CUDA.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config or PRESETS[preset]
+    data = read_multitrack(data_dir, layout, progress=progress)
+    songs = split_songs(data, "train")
+    dataset = AudioWindows(songs, 2 * cfg.chunk_samples, seed=seed)
+    loader = DataLoader(dataset, batch_size, sampler=EpochSampler(epoch_batches * batch_size, seed),
+                        num_workers=workers, drop_last=True, persistent_workers=False)
+    rank = distributed_env()[0]
+    if rank == 0:
+        _write_run_config(out, cfg, preset, {
+            "data_dir": str(data_dir), "steps": steps, "batch_size": batch_size, "lr": lr,
+            "warmup_steps": warmup_steps, "ema_decay": ema_decay, "seed": seed,
+            "latent_weight": latent_weight, "step_start": step_start, "step_end": step_end,
+            "songs": len(songs)})
+    objective = ConsistencyObjective(total_steps=steps, step_start=step_start,
+                                     step_end=step_end, latent_weight=latent_weight)
+    trainer = Trainer(Autoencoder(cfg), objective, loader, TrainConfig(
+        out_dir=str(out), total_steps=steps, lr=lr, warmup_steps=warmup_steps,
+        ema_decay=ema_decay, log_every=log_every, ckpt_every=ckpt_every, seed=seed,
+        progress=progress))
+    trainer.fit(until)
+    path = out / "autoencoder.pt"
+    if rank == 0:
+        save_autoencoder(trainer.ema.module, path, step=trainer.step, preset=preset)
+    return path
