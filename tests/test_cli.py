@@ -52,3 +52,25 @@ def test_pairs_write_and_clear_errors(tmp_path):
     assert bad.returncode == 2 and "sideman: error: need songs >= 1" in bad.stderr
     missing = sideman("data", "check", tmp_path / "nowhere")
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_autoencoder_commands_chain(tmp_path):
+    for i in range(3):
+        write(tmp_path / "data" / f"s{i}" / "bass.wav", tone(60 + 5 * i, 3.0))
+        write(tmp_path / "data" / f"s{i}" / "keys.wav", tone(400 + 9 * i, 3.0))
+    run = tmp_path / "ae"
+    proc = sideman("ae", "train", "--data", tmp_path / "data", "--out", run, "--preset", "tiny",
+                   "--steps", 2, "--batch-size", 2, "--warmup", 1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = run / "autoencoder.pt"
+    assert model.is_file()
+    proc = sideman("encode", model, "--data", tmp_path / "data", "--out", tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    song = sorted((tmp_path / "cache" / "latents").glob("*.npy"))[0]
+    proc = sideman("decode", model, song, "-o", tmp_path / "mix.wav")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sf.info(str(tmp_path / "mix.wav")).samplerate == 48000
+    proc = sideman("ae", "eval", model, "--data", tmp_path / "data", "--out", tmp_path / "eval",
+                   "--clips", 2, "--seconds", 1, "--split", "all")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "eval").glob("*.md")) and list((tmp_path / "eval").glob("*.png"))

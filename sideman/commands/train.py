@@ -1,4 +1,5 @@
-"""Training commands: DiT latent pairs, EDM and consistency training of the DiT."""
+"""Training commands: the autoencoder (train, eval, encode, decode), DiT latent pairs, and
+EDM then consistency training of the DiT."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,82 @@ def _train_dit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ae_train(args: argparse.Namespace) -> int:
+    from sideman.training.ae_training import train_autoencoder
+
+    path = train_autoencoder(args.data, args.out, preset=args.preset, steps=args.steps,
+                             batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
+                             seed=args.seed, progress=not args.quiet)
+    print(f"autoencoder written to {path} (logs and loss curves in {args.out})")
+    return 0
+
+
+def _ae_eval(args: argparse.Namespace) -> int:
+    from sideman.training.ae_eval import evaluate_autoencoder
+
+    evaluate_autoencoder(args.checkpoint, args.data, args.out, clips=args.clips, seconds=args.seconds,
+                         steps=args.decode_steps, seed=args.seed, split=args.split, progress=not args.quiet)
+    print(f"reconstruction report, table and spectrograms in {args.out}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from sideman.training.latent_cache import encode_corpus
+
+    encode_corpus(args.checkpoint, args.data, args.out, split=args.split, progress=not args.quiet)
+    print(f"latent cache in {args.out}")
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from sideman.training.latent_cache import decode_latents
+
+    decode_latents(args.checkpoint, args.latents, args.output, stem=args.stem, steps=args.decode_steps,
+                   seed=args.seed)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _register_autoencoder(sub) -> None:
+    ae = sub.add_parser("ae", help="the autoencoder").add_subparsers(dest="action", required=True)
+    train = ae.add_parser("train", help="consistency-train the autoencoder on a multitrack data set")
+    train.add_argument("--data", type=Path, required=True)
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--preset", default="small")
+    train.add_argument("--steps", type=int, default=100000)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--warmup", type=int, default=1000)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_ae_train)
+    ev = ae.add_parser("eval", help="reconstruction metrics on held-out songs, with reference points")
+    ev.add_argument("checkpoint", type=Path)
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--clips", type=int, default=8)
+    ev.add_argument("--seconds", type=float, default=10.0)
+    ev.add_argument("--decode-steps", type=int, default=2, choices=(1, 2))
+    ev.add_argument("--split", default="validation", choices=("train", "validation", "all"))
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=_ae_eval)
+    enc = sub.add_parser("encode", help="encode a data set into a sharded latent cache (resumable)")
+    enc.add_argument("checkpoint", type=Path)
+    enc.add_argument("--data", type=Path, required=True)
+    enc.add_argument("--out", type=Path, required=True)
+    enc.add_argument("--split", default="all", choices=("train", "validation", "all"))
+    enc.set_defaults(func=_encode)
+    dec = sub.add_parser("decode", help="decode cached latents back to audio for listening")
+    dec.add_argument("checkpoint", type=Path)
+    dec.add_argument("latents", type=Path, help="a song file of the latent cache")
+    dec.add_argument("-o", "--output", type=Path, required=True)
+    dec.add_argument("--stem", default="mix")
+    dec.add_argument("--decode-steps", type=int, default=2, choices=(1, 2))
+    dec.add_argument("--seed", type=int, default=0)
+    dec.set_defaults(func=_decode)
+
+
 def register(sub) -> None:
+    _register_autoencoder(sub)
     pairs = sub.add_parser("dit-pairs", help="encode training pairs into latents for the DiT")
     pairs.add_argument("--autoencoder", type=Path, required=True)
     pairs.add_argument("--clap", type=Path, required=True, help="house CLAP file (CLAP segments)")
