@@ -74,3 +74,20 @@ def test_autoencoder_commands_chain(tmp_path):
                    "--clips", 2, "--seconds", 1, "--split", "all")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list((tmp_path / "eval").glob("*.md")) and list((tmp_path / "eval").glob("*.png"))
+
+
+def test_clap_commands_chain(tmp_path):
+    for i in range(4):
+        write(tmp_path / "data" / f"s{i}" / "bass.wav", tone(60 + 5 * i, 12.0))
+        write(tmp_path / "data" / f"s{i}" / "keys.wav", tone(400 + 9 * i, 12.0))
+    proc = sideman("train", "clap", "--data", tmp_path / "data", "--out", tmp_path / "clap",
+                   "--preset", "tiny", "--steps", 2, "--batch-size", 4, "--warmup", 1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    clap = tmp_path / "clap" / "house_clap.pt"
+    proc = sideman("train", "bridge", "--clap", clap, "--data", tmp_path / "data", "--out", tmp_path / "bridge",
+                   "--preset", "tiny", "--steps", 2, "--batch-size", 8, "--warmup", 1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = sideman("clap-eval", "--clap", clap, "--bridge", tmp_path / "bridge" / "bridge.pt",
+                   "--data", tmp_path / "data", "--out", tmp_path / "eval", "--validation-fraction", 0.6)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "eval" / "report.md").is_file()

@@ -1,5 +1,5 @@
-"""Training commands: the autoencoder (train, eval, encode, decode), DiT latent pairs, and
-EDM then consistency training of the DiT."""
+"""Training commands: the autoencoder (train, eval, encode, decode), the house CLAP and its
+bridge (train, eval), DiT latent pairs, and EDM then consistency training of the DiT."""
 from __future__ import annotations
 
 import argparse
@@ -102,6 +102,67 @@ def _register_autoencoder(sub) -> None:
     dec.set_defaults(func=_decode)
 
 
+def _train_clap(args: argparse.Namespace) -> int:
+    from sideman.training.train_clap import train_house_clap
+
+    path = train_house_clap(args.data, args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                            lr=args.lr, warmup_steps=args.warmup, seed=args.seed, progress=not args.quiet)
+    print(f"house CLAP written to {path} (logs and loss curves in {args.out})")
+    return 0
+
+
+def _train_bridge(args: argparse.Namespace) -> int:
+    from sideman.training.train_bridge import train_bridge
+
+    path = train_bridge(args.clap, args.data, args.out, preset=args.preset, steps=args.steps,
+                        batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+                        progress=not args.quiet)
+    print(f"CLAP bridge written to {path} (logs and loss curves in {args.out})")
+    return 0
+
+
+def _clap_eval(args: argparse.Namespace) -> int:
+    from sideman.training.clap_eval import evaluate_clap
+
+    evaluate_clap(args.clap, args.bridge, args.data, args.out, seed=args.seed,
+                  validation_fraction=args.validation_fraction)
+    print(f"retrieval and modality-gap report in {args.out}")
+    return 0
+
+
+def _register_clap(sub, train) -> None:
+    clap = train.add_parser("clap", help="the house CLAP on a data set's stems and tag captions")
+    clap.add_argument("--data", type=Path, required=True)
+    clap.add_argument("--out", type=Path, required=True)
+    clap.add_argument("--preset", default="small")
+    clap.add_argument("--steps", type=int, default=600)
+    clap.add_argument("--batch-size", type=int, default=64)
+    clap.add_argument("--lr", type=float, default=5e-4)
+    clap.add_argument("--warmup", type=int, default=200)
+    clap.add_argument("--seed", type=int, default=0)
+    clap.set_defaults(func=_train_clap)
+    bridge = train.add_parser("bridge", help="the text-to-audio CLAP bridge (needs a house CLAP)")
+    bridge.add_argument("--clap", type=Path, required=True, help="house CLAP file")
+    bridge.add_argument("--data", type=Path, required=True)
+    bridge.add_argument("--out", type=Path, required=True)
+    bridge.add_argument("--preset", default="small")
+    bridge.add_argument("--steps", type=int, default=2000)
+    bridge.add_argument("--batch-size", type=int, default=256)
+    bridge.add_argument("--lr", type=float, default=3e-4)
+    bridge.add_argument("--warmup", type=int, default=100)
+    bridge.add_argument("--seed", type=int, default=0)
+    bridge.set_defaults(func=_train_bridge)
+    ev = sub.add_parser("clap-eval", help="CLAP retrieval with paraphrased prompts and the modality gap")
+    ev.add_argument("--clap", type=Path, required=True)
+    ev.add_argument("--bridge", type=Path, required=True)
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--validation-fraction", type=float, default=0.1,
+                    help="fraction of songs held out (by a hash of the song id), as in training")
+    ev.set_defaults(func=_clap_eval)
+
+
 def register(sub) -> None:
     _register_autoencoder(sub)
     pairs = sub.add_parser("dit-pairs", help="encode training pairs into latents for the DiT")
@@ -129,3 +190,4 @@ def register(sub) -> None:
     dit.add_argument("--warmup", type=int, default=1000)
     dit.add_argument("--seed", type=int, default=0)
     dit.set_defaults(func=_train_dit)
+    _register_clap(sub, train)
