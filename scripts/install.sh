@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv python3-dev g++ cmake lua5.4)
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv python3-dev g++ cmake
+              pkg-config ccache lua5.4)
+# The plugin (JUCE 7.0.5 from Debian, with the X11/ALSA/freetype dev packages it pulls in) and
+# the tools its tests use: gdb for the realtime check, lilv-utils for the LV2 check.
+if [ "${SIDEMAN_PLUGIN:-1}" = "1" ]; then
+  APT_PACKAGES+=(juce-modules-source lv2-dev gdb lilv-utils)
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
