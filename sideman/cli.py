@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-q" in argv or "--quiet" in argv:  # accepted anywhere, e.g. `sideman generate ... -q`
+        argv = ["-q"] + [a for a in argv if a not in ("-q", "--quiet")]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
