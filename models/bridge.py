@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoint_io import atomic_torch_save
 from .edm import EDMPrecond, heun_sample, karras_sigmas
 
 
@@ -225,14 +225,7 @@ class ClapBridge(nn.Module):
         """Config, weights (normalisation included) and `meta` to one file, atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"config": self.config.to_dict(), "state_dict": self.state_dict(), "meta": meta}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_torch_save({"config": self.config.to_dict(), "state_dict": self.state_dict(), "meta": meta}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str = "cpu") -> "ClapBridge":

@@ -36,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sideman.models import spectral_np
+from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.models.clap import EMBED_DIM, SAMPLE_RATE, ClapEmbedder, EmbeddingCache
 
 
@@ -264,14 +264,7 @@ class HouseClap(nn.Module):
         """Weights and config to one file, written atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"config": self.config.to_dict(), "state_dict": self.state_dict()}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_torch_save({"config": self.config.to_dict(), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str = "cpu") -> "HouseClap":

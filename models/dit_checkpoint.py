@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint_io import atomic_torch_save
 from .consistency import ConsistencyPrecond
 from .dit import DiT, DiTConfig
 from .edm import EDMPrecond
@@ -33,14 +34,9 @@ def save_dit(model: nn.Module, path: str | os.PathLike, latent_scale: float = 1.
         kind, sigma_min = "edm", 0.002
     else:
         raise TypeError(f"expected EDMPrecond or ConsistencyPrecond, got {type(model).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": FORMAT, "kind": kind, "config": dataclasses.asdict(model.net.cfg),
+    return atomic_torch_save({"format": FORMAT, "kind": kind, "config": dataclasses.asdict(model.net.cfg),
                 "sigma_data": model.sigma_data, "sigma_min": sigma_min,
-                "latent_scale": float(latent_scale), "state_dict": model.net.state_dict()}, tmp)
-    os.replace(tmp, path)
-    return path
+                "latent_scale": float(latent_scale), "state_dict": model.net.state_dict()}, path)
 
 
 def load_dit(path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
