@@ -62,6 +62,7 @@ class OnnxEngine:
         self.latent_scale = float(man["dit"].get("latent_scale", 1.0))  # DiT units = scale * codec units
         self._step = self.bundle.runner("dit_step")
         self._text_encoder = None
+        self._bridge_norm = None
 
     # ------------------------------------------------------------------ CLAP
 
@@ -92,7 +93,10 @@ class OnnxEngine:
         text_emb: (512,) text embedding, or None for unconditional samples (CLAP_A*).
         """
         man = self.bundle.manifest["bridge"]
-        norm = np.load(self.bundle.root / self.bundle.manifest["files"]["bridge_norm"]["path"])
+        if self._bridge_norm is None:  # mean and std of the bridge's training embeddings
+            with np.load(self.bundle.root / self.bundle.manifest["files"]["bridge_norm"]["path"]) as f:
+                self._bridge_norm = {"mean": f["mean"], "std": f["std"]}
+        norm = self._bridge_norm
         run = self.bundle.runner("bridge_step")
         rng = np.random.default_rng(seed)
         levels = karras_levels(steps or man["steps"], man["sigma_min"], man["sigma_max"], man["rho"])

@@ -15,6 +15,17 @@ def _private_cache(tmp_path_factory):
     os.environ["SIDEMAN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (the machine's 2 cores are shared), then restore."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def have_fluidsynth() -> bool:
     from sideman.data.fluidsynth import RenderError, find_soundfont
     try:

@@ -20,11 +20,8 @@ SR = 48000
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test here runs with one torch thread."""
 
 
 def noise(seconds: float = 1.0, seed: int = 0, amp: float = 0.1) -> np.ndarray:

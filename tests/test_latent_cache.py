@@ -20,11 +20,8 @@ LENGTHS = (2.0, 1.3, 2.6)          # seconds per song
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test here runs with one torch thread."""
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,9 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-VST3 = Path(os.environ.get("SIDEMAN_PLUGIN_VST3",
-                           ROOT / "build" / "plugin" / "SidemanPlugin_artefacts" / "Release" / "VST3" / "Sideman.vst3"))
+from plugin_files import VST3, juce_b64decode, juce_b64encode, xml_from_binary, xml_to_binary
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,34 +45,6 @@ CONTEXT_BARS = 4     # the plugin sends the last four whole bars: bars 3-6, ppq 
 ANCHOR_PPQ = (PLAYED_BARS - CONTEXT_BARS) * 4.0
 ANCHOR = int(round(ANCHOR_PPQ * 60.0 / BPM * SR))   # 220,500
 TAKE_FRAMES = int(round(CONTEXT_BARS * BAR))        # 441,000
-
-# ---------------------------------------------------------------------------- JUCE state blobs
-XML_MAGIC = 0x21324356  # AudioProcessor::copyXmlToBinary: "VC2!", uint32 size, XML, NUL
-JUCE_B64 = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
-
-
-def xml_from_binary(blob: bytes) -> ET.Element:
-    magic, size = struct.unpack_from("<II", blob)
-    assert magic == XML_MAGIC, f"not a JUCE XML state blob (magic {magic:#x})"
-    return ET.fromstring(blob[8:8 + size].decode("utf-8"))
-
-
-def xml_to_binary(element: ET.Element) -> bytes:
-    text = ET.tostring(element, encoding="unicode").encode("utf-8")
-    return struct.pack("<II", XML_MAGIC, len(text)) + text + b"\0"
-
-
-def juce_b64encode(data: bytes) -> str:
-    value = int.from_bytes(data, "little")
-    chars = (len(data) * 8 + 5) // 6
-    return f"{len(data)}." + "".join(JUCE_B64[(value >> (6 * i)) & 63] for i in range(chars))
-
-
-def juce_b64decode(text: str) -> bytes:
-    count, _, chars = text.strip().partition(".")
-    value = sum(JUCE_B64.index(c) << (6 * i) for i, c in enumerate(chars))
-    return (value & ((1 << (8 * int(count))) - 1)).to_bytes(int(count), "little")
-
 
 def session_of(plugin, scratch: Path) -> ET.Element:
     """The plugin's saved session (its getStateInformation XML), via DawDreamer's save_state."""

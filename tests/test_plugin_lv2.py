@@ -11,13 +11,11 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-LV2 = Path(os.environ.get("SIDEMAN_PLUGIN_LV2",
-                          ROOT / "build" / "plugin" / "SidemanPlugin_artefacts" / "Release" / "LV2" / "Sideman.lv2"))
+from plugin_files import LV2
+
 URI = "urn:sideman:plugin"
 
 pytestmark = [

@@ -11,17 +11,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-import struct
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-VST3 = Path(os.environ.get("SIDEMAN_PLUGIN_VST3",
-                           ROOT / "build" / "plugin" / "SidemanPlugin_artefacts" / "Release" / "VST3" / "Sideman.vst3"))
+from plugin_files import VST3, juce_b64decode, juce_b64encode, xml_from_binary, xml_to_binary
 
 pytestmark = pytest.mark.skipif(
     not VST3.exists() and not os.environ.get("CI"),
@@ -31,37 +27,6 @@ if os.environ.get("CI"):
     import pedalboard  # noqa: F401  (CI must have it: a missing package is a failure there)
 else:
     pedalboard = pytest.importorskip("pedalboard")
-
-# ---------------------------------------------------------------------------- JUCE state blobs
-# AudioProcessor::copyXmlToBinary: magic "VC2!", uint32 size (little-endian), XML text, NUL.
-# JUCE's VST3 host wraps the plugin's own state (IComponent) in such an XML, as a
-# MemoryBlock::toBase64Encoding string: "<bytes>.<6-bit groups, little-endian, own alphabet>".
-XML_MAGIC = 0x21324356
-JUCE_B64 = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
-
-
-def xml_from_binary(blob: bytes) -> ET.Element:
-    magic, size = struct.unpack_from("<II", blob)
-    assert magic == XML_MAGIC, f"not a JUCE XML state blob (magic {magic:#x})"
-    return ET.fromstring(blob[8:8 + size].decode("utf-8"))
-
-
-def xml_to_binary(element: ET.Element) -> bytes:
-    text = ET.tostring(element, encoding="unicode").encode("utf-8")
-    return struct.pack("<II", XML_MAGIC, len(text)) + text + b"\0"
-
-
-def juce_b64decode(text: str) -> bytes:
-    count, _, chars = text.strip().partition(".")
-    value = sum(JUCE_B64.index(c) << (6 * i) for i, c in enumerate(chars))
-    return (value & ((1 << (8 * int(count))) - 1)).to_bytes(int(count), "little")
-
-
-def juce_b64encode(data: bytes) -> str:
-    value = int.from_bytes(data, "little")
-    chars = (len(data) * 8 + 5) // 6
-    return f"{len(data)}." + "".join(JUCE_B64[(value >> (6 * i)) & 63] for i in range(chars))
-
 
 def plugin_state(plugin) -> ET.Element:
     """The plugin's own saved state (its getStateInformation XML) out of pedalboard's raw_state."""

@@ -19,13 +19,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-VST3 = Path(os.environ.get("SIDEMAN_PLUGIN_VST3",
-                           ROOT / "build" / "plugin" / "SidemanPlugin_artefacts" / "Release" / "VST3" / "Sideman.vst3"))
+from plugin_files import ROOT, VST3
+
 
 pytestmark = [
     pytest.mark.slow,
