@@ -1,4 +1,4 @@
-"""Pictures of the data for people: spectrograms of a training pair."""
+"""Pictures for people: spectrograms of a training pair, and of a generated stem in its song."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,6 +40,28 @@ def plot_pair(pair: TrainingPair, path: Path) -> Path:
         ax.set_ylabel("kHz")
     axes[-1].set_xlabel("seconds")
     fig.suptitle(f"{pair.song_id}: \"{pair.caption}\"", fontsize=10)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_spectrograms(panels: list[tuple[str, np.ndarray]], path: Path, title: str = "",
+                      max_khz: float = 12.0) -> Path:
+    """PNG with one spectrogram row per ``(title, (2, N) audio at 48 kHz)`` panel, on a
+    shared time axis and colour scale (dB relative to the loudest panel)."""
+    specs = [log_spectrogram(audio) for _, audio in panels]
+    top = max(float(s.max()) for s in specs)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), constrained_layout=True,
+                             squeeze=False)
+    for ax, (name, audio), spec in zip(axes[:, 0], panels, specs):
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                  extent=(0, audio.shape[1] / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+        ax.set_ylim(0, max_khz)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel("kHz")
+    axes[-1, 0].set_xlabel("seconds")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)

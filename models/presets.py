@@ -5,7 +5,8 @@
     dit          paper, small, tiny       models.dit.DiTConfig
     clap         small, tiny              models.clap_house.HouseClapConfig (trainable part;
                                           the frozen MiniLM text encoder adds 22.7M)
-    bridge       paper, small, tiny       models.bridge.BridgeConfig
+    bridge       paper, small,            models.bridge.BridgeConfig
+                 compact, tiny
 """
 from __future__ import annotations
 

@@ -6,15 +6,20 @@
 #    carrying the Sideman plugin, rolls, presses Generate, waits for the take, exports the mix;
 # 3. checks that the export contains the take at its anchor (cross-correlation, then residual).
 # Exit 0 when every check passes. Needs: ardour7-lua (apt-get install ardour), the plugin built
-# by scripts/build-plugin.sh, and the sideman package.
+# by scripts/build-plugin.sh, and the sideman package in $PYTHON (default: .venv/bin/python if
+# present, else python3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DIR="${1:-$(mktemp -d /tmp/sideman-ardour-e2e.XXXXXX)}"
 DIR="$(mkdir -p "$DIR" && cd "$DIR" && pwd)"
+cd "$ROOT"
 PTYPE="${SIDEMAN_E2E_PLUGIN:-VST3}"
 ART="$ROOT/build/plugin/SidemanPlugin_artefacts/Release"
 command -v ardour7-lua >/dev/null || { echo "ardour7-lua not found (apt-get install ardour)"; exit 2; }
 [ -d "$ART/VST3/Sideman.vst3" ] || { echo "plugin not built: bash scripts/build-plugin.sh"; exit 2; }
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
 START=$(date +%s)
 echo "work folder: $DIR"
 
@@ -24,14 +29,14 @@ mkdir -p "$DIR/home/.vst3" "$DIR/lv2" "$DIR/host/cache/context" "$DIR/export"
 ln -sfn "$ART/VST3/Sideman.vst3" "$DIR/home/.vst3/Sideman.vst3"
 ln -sfn "$ART/LV2/Sideman.lv2" "$DIR/lv2/Sideman.lv2"
 
-python - "$DIR/host/bundle" <<'PY'
+"$PYTHON" - "$DIR/host/bundle" <<'PY'
 import sys
 sys.path.insert(0, "tests")
 from bundle_fixture import make_tiny_bundle
 print("bundle:", make_tiny_bundle(sys.argv[1]))
 PY
-PORT=$(python -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-sideman serve --bundle "$DIR/host/bundle" --port "$PORT" --session "$DIR/host/session" \
+PORT=$("$PYTHON" -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PYTHON" -m sideman.cli serve --bundle "$DIR/host/bundle" --port "$PORT" --session "$DIR/host/session" \
     --cache "$DIR/host/cache" --threads 2 > "$DIR/host.log" 2>&1 &
 HOST_PID=$!
 trap 'kill $HOST_PID 2>/dev/null || true' EXIT
@@ -55,7 +60,7 @@ if [ $RC -ne 0 ] || grep -q "^E2E-FAIL" "$DIR/ardour.log" || ! grep -q "^E2E: do
     echo "host log:"; tail -20 "$DIR/host.log"; exit 1
 fi
 
-python - "$DIR" <<'PY'
+"$PYTHON" - "$DIR" <<'PY'
 import json, sys
 from pathlib import Path
 import numpy as np, soundfile as sf

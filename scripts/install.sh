@@ -12,6 +12,10 @@ APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 pytho
 if [ "${SIDEMAN_PLUGIN:-1}" = "1" ]; then
   APT_PACKAGES+=(juce-modules-source lv2-dev gdb lilv-utils)
 fi
+# A real DAW for the end-to-end test (scripts/ardour-e2e.sh): Ardour 7 and its headless ardour7-lua.
+if [ "${SIDEMAN_DAW:-0}" = "1" ]; then
+  APT_PACKAGES+=(ardour)
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()

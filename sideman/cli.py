@@ -1,10 +1,12 @@
 """The `sideman` command line: one entry point, one subcommand per pipeline stage.
 
-    sideman demo                      the README's main job
+    sideman demo                      the README's main job: generate a part for an example song
     sideman corpus render ...         compose and render the synthetic multitrack corpus
+    sideman corpus demo               render one song and write training pairs from it
     sideman data check DIR            read a multitrack data set and report its problems
     sideman pairs write ...           write training pairs as WAV files for listening
     sideman presets                   every model preset with its parameter count
+    sideman train all --preset demo   train the whole stack and export the default bundle
     sideman export ...                write a model bundle (ONNX + manifest)
     sideman generate ...              generate a stem from the command line
     sideman serve ...                 the host process the DAW plugin talks to (OSC)

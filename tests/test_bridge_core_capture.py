@@ -83,6 +83,15 @@ def test_discontinuities_start_new_anchors():
         h2.push(100, ppq=k * 100 * STEP + (0.2 if k % 2 else -0.2) * STEP, sample_position=k * 100, bpm=120.0,
                 playing=True)
     assert len(cap2.anchors()) == 1
+    # Nor does Ardour's (up to ~1e-4 beat, a few samples): one run, anchored at the first block.
+    cap3 = _bridge.Capture(40000)
+    h3 = Host(cap3)
+    rng = np.random.default_rng(1)
+    for k in range(30):
+        jitter = 0.0 if k == 0 else rng.uniform(-1e-4, 1e-4)
+        h3.push(1024, ppq=k * 1024 * STEP + jitter, sample_position=k * 1024, bpm=120.0, playing=True)
+    (run,) = cap3.anchors()
+    assert run.ppq == 0.0 and run.num_frames == 30 * 1024
 
 
 def test_loop_wrap_inside_a_block_splits_the_anchor_at_the_exact_frame():

@@ -73,14 +73,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    demo = sub.add_parser("demo", help="render a demo song and write its training pairs")
-    demo.add_argument("--out", type=Path, default=Path("sideman-demo"))
+    corpus = sub.add_parser("corpus", help="the synthetic multitrack corpus").add_subparsers(
+        dest="action", required=True)
+    demo = corpus.add_parser("demo", help="render one song and write training pairs from it, with a picture")
+    demo.add_argument("--out", type=Path, default=Path("sideman-corpus-demo"))
     demo.add_argument("--seconds", type=float, default=30.0)
     demo.add_argument("--pairs", type=int, default=4)
     demo.set_defaults(func=_demo)
-
-    corpus = sub.add_parser("corpus", help="the synthetic multitrack corpus").add_subparsers(
-        dest="action", required=True)
     render = corpus.add_parser("render", help="compose and render songs, one stem per role")
     render.add_argument("--songs", type=int, required=True)
     render.add_argument("--seconds", type=float, default=60.0)

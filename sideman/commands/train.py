@@ -3,6 +3,7 @@ bridge (train, eval), DiT latent pairs, and EDM then consistency training of the
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -33,7 +34,7 @@ def _ae_train(args: argparse.Namespace) -> int:
 
     path = train_autoencoder(args.data, args.out, preset=args.preset, steps=args.steps,
                              batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                             seed=args.seed, progress=not args.quiet)
+                             denoise_weight=args.denoise_weight, seed=args.seed, progress=not args.quiet)
     print(f"autoencoder written to {path} (logs and loss curves in {args.out})")
     return 0
 
@@ -74,6 +75,9 @@ def _register_autoencoder(sub) -> None:
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=1e-4)
     train.add_argument("--warmup", type=int, default=1000)
+    train.add_argument("--denoise-weight", type=float, default=0.0,
+                       help="weight of the denoising term (0: pure consistency training; the demo "
+                            "recipe uses 50, see training/ae_training.py)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_ae_train)
     ev = ae.add_parser("eval", help="reconstruction metrics on held-out songs, with reference points")
@@ -128,6 +132,42 @@ def _clap_eval(args: argparse.Namespace) -> int:
                   validation_fraction=args.validation_fraction)
     print(f"retrieval and modality-gap report in {args.out}")
     return 0
+
+
+def _train_all(args: argparse.Namespace) -> int:
+    from sideman.defaults import EMBEDDED_BUNDLE
+    from sideman.training.pipeline import STAGES, install_bundle, run_pipeline
+    from sideman.training.recipes import RECIPES
+
+    records = run_pipeline(args.out, RECIPES[args.preset], stop_after=args.stop_after,
+                           progress=not args.quiet)
+    if args.install:
+        if "export" not in records:
+            print("--install: the run stopped before the export stage", file=sys.stderr)
+            return 1
+        print(f"default bundle installed at {install_bundle(args.out / 'bundle', EMBEDDED_BUNDLE)}")
+    if len(records) == len(STAGES):
+        print(f"bundle: {args.out / 'bundle'}; report: {args.out / 'REPORT.md'}")
+    return 0
+
+
+def _register_all(train) -> None:
+    from sideman.training.pipeline import STAGES
+    from sideman.training.recipes import RECIPES
+
+    run = train.add_parser(
+        "all", help="the whole stack: corpus, autoencoder, CLAP, bridge, DiT (EDM, C-DiT), export, eval",
+        description="Render the corpus, train and evaluate the autoencoder, train the house CLAP and the "
+                    "bridge, encode DiT pairs, train the EDM DiT and the C-DiT, export the bundle and "
+                    "evaluate it, into one run folder. Rerun the same command to resume: finished "
+                    "stages are skipped, unfinished ones resume from their checkpoints.")
+    run.add_argument("--preset", default="demo", choices=sorted(RECIPES),
+                     help="the recipe (training/recipes.py): demo = the embedded default bundle")
+    run.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
+    run.add_argument("--stop-after", choices=list(STAGES), help="end after this stage")
+    run.add_argument("--install", action="store_true",
+                     help="copy the exported bundle to the embedded default (sideman/default_bundle)")
+    run.set_defaults(func=_train_all)
 
 
 def _register_clap(sub, train) -> None:
@@ -191,3 +231,4 @@ def register(sub) -> None:
     dit.add_argument("--seed", type=int, default=0)
     dit.set_defaults(func=_train_dit)
     _register_clap(sub, train)
+    _register_all(train)

@@ -68,7 +68,7 @@ void CaptureBuffer::pushRun(const float* l, const float* r, int length, const Tr
                       run_.timeSigDenominator == t.timeSigDenominator;
     if (continuous) {
         const Anchor expected = run_.advancedBy(writeFrame_ - run_.frame);
-        continuous = std::fabs(ppq - expected.ppq) <= 0.5 * t.ppqPerSample() &&
+        continuous = std::fabs(ppq - expected.ppq) <= continuityTolerance(t.ppqPerSample()) &&
                      t.samplePosition == expected.samplePosition;
     }
     if (!continuous) {

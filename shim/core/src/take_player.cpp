@@ -124,9 +124,12 @@ void TakePlayer::process(float* const* out, int numChannels, int numSamples,
 
 void TakePlayer::renderRun(float* const* out, int numChannels, int offset, int length, double ppq,
                            double step) noexcept {
-    const bool continuous = wasRunning_ && std::fabs(ppq - expectedPpq_) <= 0.5 * step;
+    const bool continuous = wasRunning_ && std::fabs(ppq - expectedPpq_) <= continuityTolerance(step);
     if (!continuous && crossfade_ > 0 && !fadeActive_)
         startFade(wasRunning_ ? current_ : nullptr, false, expectedPpq_);
+    // Continuing: follow our own sample clock, not the host's (possibly quantised) ppq, so
+    // playback stays sample-contiguous.
+    if (continuous) ppq = expectedPpq_;
 
     const Take* take = current_;
     float* left = numChannels > 0 ? out[0] + offset : nullptr;

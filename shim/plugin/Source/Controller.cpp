@@ -1,6 +1,7 @@
 #include "Controller.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -347,6 +348,20 @@ void SidemanController::generate(std::int64_t endFrame) {
     };
     const int maxBars = juce::jlimit(1, param::maxBars, intParam(param::bars));
     ContextPlan plan = planContext(*capture, endFrame, maxBars);
+    if (juce::SystemStats::getEnvironmentVariable("SIDEMAN_PLUGIN_DEBUG", {}).isNotEmpty()) {
+        // Diagnostics for hosts whose transport we have to learn (worker thread, not audio).
+        const auto runs = capture->anchors();
+        std::fprintf(stderr, "sideman-plugin: generate at frame %lld, %d capture runs, plan %s\n",
+                     static_cast<long long>(endFrame), static_cast<int>(runs.size()),
+                     plan.region ? "with context" : "without context");
+        for (const auto& run : runs)
+            std::fprintf(stderr, "sideman-plugin:   run frame %lld +%lld playing %d ppq %.6f bar %.6f "
+                         "bpm %.3f sig %d/%d pos %lld\n", static_cast<long long>(run.frame),
+                         static_cast<long long>(run.numFrames), run.playing ? 1 : 0, run.ppq,
+                         run.barStartPpq, run.bpm, run.timeSigNumerator, run.timeSigDenominator,
+                         static_cast<long long>(run.samplePosition));
+        std::fflush(stderr);
+    }
     const auto& transport = processor_.lastTransport();
     double sampleRate = transport.sampleRate.load();
     if (!plan.region) {

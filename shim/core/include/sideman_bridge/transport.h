@@ -13,6 +13,15 @@ namespace sideman::bridge {
 // The state of the host transport at the first sample of a block.
 // ppq is in quarter notes (JUCE's getPpqPosition); within a block the tempo is taken to
 // be constant, so sample n of the block sits at ppqPosition + n * ppqPerSample().
+// Hosts may quantise the ppq they report (Ardour 7's is off by up to about 1e-4 beat, a few
+// samples): a block whose ppq is within this many beats (or half a sample, if more) of where
+// the previous block left off continues it. Real seeks and loop wraps move further.
+constexpr double kPpqJitterBeats = 1e-3;
+
+inline double continuityTolerance(double ppqPerSample) noexcept {
+    return ppqPerSample * 0.5 > kPpqJitterBeats ? ppqPerSample * 0.5 : kPpqJitterBeats;
+}
+
 struct TransportInfo {
     double sampleRate = 48000.0;
     double ppqPosition = 0.0;          // quarter notes at the first sample of the block

@@ -1,0 +1,33 @@
+"""The end-to-end run in a real DAW: Ardour 7 headless (scripts/ardour-e2e.sh).
+
+A session with two context tracks routed into a bus carrying the Sideman VST3, the host
+serving a tiny bundle over OSC; the transport rolls, Generate is pressed, the take comes
+back, the session is exported, and the export must hold the take at the sample its anchor
+names (cross-correlation lag 0)."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plugin_files import VST3
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("ardour7-lua") is None, reason="Ardour 7 is not installed (CI installs it)"),
+    pytest.mark.skipif(not VST3.is_dir(), reason="plugin not built (bash scripts/build-plugin.sh)"),
+]
+
+
+def test_generate_in_ardour_and_find_the_take_aligned_in_the_export(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "ardour-e2e.sh"), str(tmp_path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=420)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "cross-correlation peak at lag" in out and "(expected" in out and "+0 samples" in out
+    assert "ARDOUR E2E: PASS" in out
