@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import soundfile as sf
 
 from audio_fixtures import tone, write
@@ -15,8 +16,8 @@ def sideman(*args, timeout=300):
 
 
 @needs_fluidsynth
-def test_demo_writes_a_song_its_pairs_and_a_picture(tmp_path):
-    proc = sideman("demo", "--out", tmp_path, "--seconds", 24, "--pairs", 2)
+def test_corpus_demo_writes_a_song_its_pairs_and_a_picture(tmp_path):
+    proc = sideman("corpus", "demo", "--out", tmp_path, "--seconds", 24, "--pairs", 2)
     assert proc.returncode == 0, proc.stderr
     assert str(tmp_path) in proc.stdout
     song = tmp_path / "song" / "song_00000"
@@ -91,3 +92,35 @@ def test_clap_commands_chain(tmp_path):
                    "--data", tmp_path / "data", "--out", tmp_path / "eval", "--validation-fraction", 0.6)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "eval" / "report.md").is_file()
+
+
+def _check_demo_output(out, stdout):
+    for name in ("stem.wav", "mix.wav", "context.wav"):
+        assert str(out / name) in stdout
+        info = sf.info(str(out / name))
+        assert info.samplerate == 48000 and info.channels == 2
+        assert abs(info.duration - 12.0) < 1e-3  # the example song's length
+    assert (out / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
+    stem, _ = sf.read(str(out / "stem.wav"))
+    assert np.isfinite(stem).all() and np.abs(stem).max() > 0
+
+
+def test_demo_generates_a_stem_a_mix_and_a_picture(tmp_path):
+    from bundle_fixture import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "bundle")
+    proc = sideman("demo", "--bundle", bundle, "--out", tmp_path / "out", "--prompt", "guitar part")
+    assert proc.returncode == 0, proc.stderr
+    assert '"guitar part"' in proc.stdout
+    _check_demo_output(tmp_path / "out", proc.stdout)
+
+
+def test_the_main_job_runs_on_the_embedded_default_bundle(tmp_path):
+    """README command 1 after the install: `sideman demo` with nothing else."""
+    from sideman.defaults import EMBEDDED_BUNDLE
+
+    assert (EMBEDDED_BUNDLE / "manifest.json").is_file()
+    proc = sideman("demo", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert str(EMBEDDED_BUNDLE) in proc.stdout
+    _check_demo_output(tmp_path, proc.stdout)

@@ -1,0 +1,79 @@
+"""`sideman train all`: recipes, the stage runner end to end at toy sizes, resume."""
+import json
+
+import pytest
+
+from conftest import needs_fluidsynth
+from sideman.training.pipeline import STAGES, install_bundle, run_pipeline
+from sideman.training.recipes import RECIPES, AutoencoderStage, Recipe
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_survives_json(name):
+    recipe = RECIPES[name]
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+
+
+def test_demo_recipe_uses_the_shipped_sizes():
+    from sideman.models.presets import parameter_count
+
+    demo = RECIPES["demo"]
+    assert demo.eval.split == "validation"  # held-out songs, never the training split
+    assert parameter_count("bridge", demo.bridge.preset) < 5e6  # keeps the bundle under 60 MB
+
+
+@needs_fluidsynth
+@pytest.mark.slow
+def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
+    lines = []
+    records = run_pipeline(tmp_path, RECIPES["tiny"], progress=False, log=lines.append)
+    assert list(records) == list(STAGES)
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["name"] == "sideman-tiny"
+    assert manifest["training"]["recipe"]["autoencoder"]["preset"] == "tiny"
+    for rel in ("autoencoder/eval/summary.md", "autoencoder/eval/spectrograms.png", "eval/report.md",
+                "eval/text_control.json", "eval/speed.json", "REPORT.md"):
+        assert (tmp_path / rel).is_file(), rel
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "## Targets" in report and "real-time factor" in report and "ctx+clap_t" in report
+    speed = records["eval"]["summary"]["speed"]
+    assert speed["rtf"] == pytest.approx(speed["wall_s"] / speed["seconds"], rel=1e-3)
+    control = records["eval"]["summary"]["text_control"]
+    assert 0.0 <= control["clap_t"]["accuracy"] <= 1.0 and control["probes"] >= 1
+
+    # A rerun skips every stage; a changed recipe is refused, whole or per stage.
+    again = []
+    run_pipeline(tmp_path, RECIPES["tiny"], progress=False, log=again.append)
+    assert sum("done before" in line for line in again) == len(STAGES)
+    changed = Recipe.from_dict({**RECIPES["tiny"].to_dict(),
+                                "autoencoder": {**RECIPES["tiny"].to_dict()["autoencoder"], "steps": 7}})
+    with pytest.raises(ValueError, match="another recipe.*autoencoder"):
+        run_pipeline(tmp_path, changed, progress=False, log=lambda _: None)
+
+    target = install_bundle(tmp_path / "bundle", tmp_path / "installed")
+    assert json.loads((target / "manifest.json").read_text()) == manifest
+
+
+def test_a_stage_with_other_settings_is_refused(tmp_path):
+    recipe = RECIPES["tiny"]
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "corpus.json").write_text(json.dumps(
+        {"stage": "corpus", "settings": {"corpus": {"songs": 1, "seconds": 1.0, "seed": 0}},
+         "seconds": 1.0, "summary": {}}))
+    with pytest.raises(ValueError, match="other settings"):
+        run_pipeline(tmp_path, recipe, progress=False, log=lambda _: None)
+
+
+def test_install_refuses_a_folder_that_is_not_a_bundle(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model bundle"):
+        install_bundle(tmp_path, tmp_path / "target")
+
+
+def test_unknown_stop_stage_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown stage"):
+        run_pipeline(tmp_path, RECIPES["tiny"], stop_after="nope", log=lambda _: None)
+    assert not (tmp_path / "recipe.json").exists()
+
+
+def test_autoencoder_stage_defaults_are_the_demo_recipe():
+    assert RECIPES["demo"].autoencoder == AutoencoderStage()

@@ -1,0 +1,149 @@
+"""Recipes for `sideman train all`: every setting of every stage of the whole-stack
+training, as dataclasses, with the presets in one place (:data:`RECIPES`).
+
+A recipe is the full record of how a bundle was made; the run folder keeps it as
+``recipe.json`` and each finished stage stores the part of it that it used, so a rerun
+resumes stage by stage and refuses to mix two recipes in one folder.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+
+
+@dataclass(frozen=True)
+class CorpusStage:
+    """Synthetic corpus (`sideman corpus render`): songs x seconds, seeded."""
+
+    songs: int = 160
+    seconds: float = 30.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AutoencoderStage:
+    """Autoencoder training (`training.ae_training`) and its held-out evaluation."""
+
+    preset: str = "small"
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 100
+    ema_decay: float = 0.999
+    denoise_weight: float = 1.0
+    magnitude_weight: float = 10.0
+    consistency_weight: float = 0.02
+    workers: int = 1
+    eval_clips: int = 8
+    eval_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ClapStage:
+    """House CLAP (`training.train_clap`)."""
+
+    preset: str = "small"
+    steps: int = 600
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class BridgeStage:
+    """Text-to-audio CLAP bridge (`training.train_bridge`)."""
+
+    preset: str = "compact"
+    steps: int = 2000
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class PairsStage:
+    """DiT training pairs encoded to latents (`training.dit_data`)."""
+
+    count: int = 640
+    seconds: float = 10.0
+    clap_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class DiTStage:
+    """EDM training, then consistency training from the EDM weights (`training.train_dit`)."""
+
+    preset: str = "small"
+    edm_steps: int = 1500
+    edm_lr: float = 3e-4
+    consistency_steps: int = 500
+    consistency_lr: float = 1e-4
+    batch_size: int = 16
+    warmup: int = 100
+
+
+@dataclass(frozen=True)
+class EvalStage:
+    """`sideman eval` on held-out songs (ctx and ctx+CLAP settings, C-DiT ``steps`` steps)
+    and the text-control check (``text_contexts`` contexts per instrument role)."""
+
+    batches: int = 3
+    batch_size: int = 40
+    references: int = 200
+    seconds: float = 10.0
+    steps: int = 5
+    split: str = "validation"
+    settings: tuple[str, ...] = ("ctx", "ctx+clap_t", "ctx+clap_b")
+    text_contexts: int = 8
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The whole stack; ``name`` becomes the bundle's name."""
+
+    name: str = "sideman-demo"
+    corpus: CorpusStage = field(default_factory=CorpusStage)
+    autoencoder: AutoencoderStage = field(default_factory=AutoencoderStage)
+    clap: ClapStage = field(default_factory=ClapStage)
+    bridge: BridgeStage = field(default_factory=BridgeStage)
+    pairs: PairsStage = field(default_factory=PairsStage)
+    dit: DiTStage = field(default_factory=DiTStage)
+    eval: EvalStage = field(default_factory=EvalStage)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Recipe":
+        """Inverse of :meth:`to_dict` (JSON lists become tuples again)."""
+        return _build(cls, raw)
+
+
+def _build(kind, raw: dict):
+    values = {}
+    for f in fields(kind):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        sub = f.default_factory() if callable(f.default_factory) else None  # type: ignore[misc]
+        if is_dataclass(sub):
+            value = _build(type(sub), value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return kind(**values)
+
+
+RECIPES: dict[str, Recipe] = {
+    # The embedded default bundle, trained on this kind of 2-core CPU in about 2 hours:
+    # 160 songs x 30 s; autoencoder `small` (2.48M), house CLAP `small` (1.35M), bridge
+    # `compact`, DiT `small` (5.3M). Quality and speed figures are in the README.
+    "demo": Recipe(),
+    # The same stages at toy sizes, for tests (a few minutes on 2 cores).
+    "tiny": Recipe(
+        name="sideman-tiny",
+        corpus=CorpusStage(songs=6, seconds=6.0, seed=7),
+        autoencoder=AutoencoderStage(preset="tiny", steps=6, batch_size=2, warmup=2, workers=0,
+                                     eval_clips=1, eval_seconds=2.0),
+        clap=ClapStage(preset="tiny", steps=4, batch_size=8),
+        bridge=BridgeStage(preset="tiny", steps=6, batch_size=16),
+        pairs=PairsStage(count=6, seconds=2.0, clap_seconds=2.0),
+        dit=DiTStage(preset="tiny", edm_steps=4, consistency_steps=4, batch_size=4, warmup=2),
+        eval=EvalStage(batches=2, batch_size=2, references=6, seconds=2.0, steps=2, split="all",
+                       settings=("ctx", "ctx+clap_t"), text_contexts=1)),
+}
