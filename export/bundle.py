@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from sideman.models.autoencoder import Autoencoder
+from sideman.models.autoencoder import DECODE_MODES, Autoencoder
 from sideman.models.bridge import ClapBridge
 from sideman.models.clap_house import HouseClap
 from sideman.models.consistency import ConsistencyPrecond
@@ -79,11 +79,19 @@ def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: d
 def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Module,
                   clap: HouseClap | None = None, bridge: ClapBridge | None = None,
                   name: str = "sideman", fp16: bool = False, check: bool = True,
-                  training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25)) -> Path:
+                  training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25),
+                  decode_mode: str = "sequential") -> Path:
     """Export the models into the folder `out` (written atomically); returns its path.
+
+    decode_mode: the engine's default way to run the consistency decoder, "sequential"
+    (M2L2's chunk-by-chunk loop) or "parallel" (all chunks batched, three network calls:
+    the same arithmetic on a CPU, far fewer launches on a GPU); see
+    models.autoencoder.Autoencoder.decode.
 
     dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the autoencoder.
     """
+    if decode_mode not in DECODE_MODES:
+        raise ValueError(f"decode_mode must be one of {DECODE_MODES}, not {decode_mode!r}")
     if not isinstance(dit, ConsistencyPrecond):
         raise TypeError("the bundle's generator must be a consistency model (C-DiT); "
                         "run consistency training on the EDM checkpoint first")
@@ -112,6 +120,7 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
             for part in [p for p in files if p.endswith(("step", "denoiser", "encoder", "decoder"))]:
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
         manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training)
+        manifest["autoencoder"]["decode_mode"] = decode_mode
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
             shutil.rmtree(out)

@@ -48,11 +48,12 @@ from .ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_caus
                         patchify, sincos_2d, unpatchify)
 from .stft import SpectralTransform
 
-__all__ = ["AutoencoderConfig", "PRESETS", "Autoencoder", "Encoder", "Bottleneck", "Decoder",
+__all__ = ["AutoencoderConfig", "PRESETS", "DECODE_MODES", "Autoencoder", "Encoder", "Bottleneck", "Decoder",
            "ConsistencyNet", "save_autoencoder", "load_autoencoder", "count_parameters",
            "to_chunks", "from_chunks", "per_frame"]
 
 CHECKPOINT_FORMAT = "sideman-autoencoder-1"
+DECODE_MODES = ("sequential", "parallel")
 CONFIG_FILE = "autoencoder.json"
 
 
@@ -375,14 +376,18 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def decode(self, z: Tensor, length: int | None = None, steps: int = 2,
                generator: torch.Generator | None = None, chunk_batch: int = 64,
-               refine_sigma: float | None = None) -> Tensor:
+               refine_sigma: float | None = None, mode: str = "sequential") -> Tensor:
         """Latents ``(B, latent_dim, T)`` (``T`` whole chunks) -> audio ``(B, 2, length)``.
 
         ``steps`` = 2: the two-step decoding (each chunk refined from ``refine_sigma``,
         default ``cfg.refine_sigma``); ``steps`` = 1: one step per chunk, the previous
         chunk given clean. ``length`` defaults to ``T * latent_hop``. The noise comes from
         ``generator`` (default: a generator seeded with 0, so decoding is deterministic).
+        ``mode`` "sequential": M2L2's chunk-by-chunk loop (one network call per chunk);
+        "parallel": see :meth:`_sample_parallel` (three batched calls in all).
         """
+        if mode not in DECODE_MODES:
+            raise ValueError(f"mode must be one of {DECODE_MODES}, not {mode!r}")
         cfg = self.cfg
         if z.shape[-1] % cfg.chunk_latents:
             raise ValueError(f"{z.shape[-1]} latent frames is not a whole number of chunks "
@@ -394,7 +399,8 @@ class Autoencoder(nn.Module):
         z = z.float()
         feats = torch.cat([self.decoder(z[..., i:i + chunk_batch * cfg.chunk_latents])
                            for i in range(0, z.shape[-1], chunk_batch * cfg.chunk_latents)], dim=1)
-        spec = self._sample(feats, steps, generator, refine_sigma or cfg.refine_sigma)
+        sample = self._sample if mode == "sequential" else self._sample_parallel
+        spec = sample(feats, steps, generator, refine_sigma or cfg.refine_sigma)
         n = z.shape[-1] * cfg.latent_hop
         return self.transform.inverse(spec, n if length is None else length)
 
@@ -429,6 +435,43 @@ class Autoencoder(nn.Module):
             out = self.denoise(x, levels(cfg.sigma_min, refine), feats[:, n - 2:])
             done.append(out[..., cfg.chunk_frames:])
         return torch.cat(done, dim=-1)
+
+
+    def _sample_parallel(self, feats: Tensor, steps: int, generator: torch.Generator,
+                         refine: float, chunk_batch: int = 64) -> Tensor:
+        """All chunks at once; ``feats (B, n, Tk, width)`` -> spectrogram.
+
+        Pass 1: every chunk from noise at ``sigma_max`` on its own (a one-chunk window, as
+        the first chunk of every training window). Pass 2 (``steps`` = 2): every chunk
+        re-noised to ``refine`` beside the previous chunk's pass-1 estimate given clean
+        (``sigma_min``), so the refinement sees across the chunk border; the first chunk
+        is refined alone. Noise is drawn pass 1 then pass 2, chunks in order.
+        """
+        cfg = self.cfg
+        b, n = feats.shape[:2]
+        cf, dev = cfg.chunk_frames, feats.device
+        randn = lambda k: torch.randn((b, k, 4, cfg.bins, cf), generator=generator, device=dev)  # noqa: E731
+
+        def run(x: Tensor, sigmas: tuple[float, ...], f: Tensor) -> Tensor:
+            """x (B, m, 4, bins, W*cf), f (B, m, W, Tk, width) -> (B, m, 4, bins, W*cf)."""
+            m, w = x.shape[1], len(sigmas)
+            x, f = x.flatten(0, 1), f.flatten(0, 1)
+            sig = torch.tensor(sigmas, device=dev).expand(x.shape[0], w)
+            out = [self.denoise(x[i:i + chunk_batch], sig[i:i + chunk_batch], f[i:i + chunk_batch])
+                   for i in range(0, x.shape[0], chunk_batch)]
+            return torch.cat(out).reshape(b, m, 4, cfg.bins, w * cf)
+
+        first = run(cfg.sigma_max * randn(n), (cfg.sigma_max,), feats[:, :, None])
+        if steps == 2:
+            renoised = first + math.sqrt(refine ** 2 - cfg.sigma_min ** 2) * randn(n)
+            head = run(renoised[:, :1], (refine,), feats[:, :1, None])
+            chunks = [head]
+            if n > 1:
+                x = torch.cat([first[:, :-1], renoised[:, 1:]], dim=-1)
+                f = torch.stack([feats[:, :-1], feats[:, 1:]], dim=2)
+                chunks.append(run(x, (cfg.sigma_min, refine), f)[..., cf:])
+            first = torch.cat(chunks, dim=1)
+        return first.permute(0, 2, 3, 1, 4).reshape(b, 4, cfg.bins, n * cf)
 
 
 def count_parameters(module: nn.Module) -> int:

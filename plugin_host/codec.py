@@ -72,8 +72,12 @@ class Codec:
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def decode(self, latents: np.ndarray, length: int | None = None, steps: int = 2,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-        """(B, latent_dim, T) -> (B, 2, length or T * latent_hop); `steps` 2 = two-step decoding."""
+               rng: np.random.Generator | None = None, mode: str = "sequential") -> np.ndarray:
+        """(B, latent_dim, T) -> (B, 2, length or T * latent_hop); `steps` 2 = two-step
+        decoding; `mode` "sequential" (chunk by chunk) or "parallel" (all chunks batched),
+        as Autoencoder.decode."""
+        if mode not in ("sequential", "parallel"):
+            raise ValueError(f"mode must be 'sequential' or 'parallel', not {mode!r}")
         cfg = self.cfg
         if latents.shape[-1] % cfg.chunk_latents:
             raise ValueError(f"{latents.shape[-1]} latent frames is not a whole number of "
@@ -84,7 +88,8 @@ class Codec:
         step = self.chunk_batch * cfg.chunk_latents
         feats = np.concatenate([self.decoder({"latents": np.ascontiguousarray(latents[..., i:i + step])})
                                 for i in range(0, latents.shape[-1], step)], axis=1)
-        spec = self._sample(feats, steps, lambda shape: rng.standard_normal(shape, dtype=np.float32))
+        sample = self._sample if mode == "sequential" else self._sample_parallel
+        spec = sample(feats, steps, lambda shape: rng.standard_normal(shape, dtype=np.float32))
         n = latents.shape[-1] * cfg.latent_hop
         return ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, n if length is None else length)
 
@@ -119,3 +124,28 @@ class Codec:
             out = self._denoise(x, (cfg.sigma_min, cfg.refine_sigma), feats[:, n - 2:])
             done.append(out[..., cfg.chunk_frames:])
         return np.concatenate(done, axis=-1)
+
+    def _sample_parallel(self, feats: np.ndarray, steps: int, randn: Callable[[tuple], np.ndarray]) -> np.ndarray:
+        """All chunks batched, as Autoencoder._sample_parallel (same noise order)."""
+        cfg = self.cfg
+        b, n = feats.shape[:2]
+        cf = cfg.chunk_frames
+        shape = (b, n, 4, cfg.bins, cf)
+
+        def run(x: np.ndarray, sigmas: tuple[float, ...], f: np.ndarray) -> np.ndarray:
+            m, w = x.shape[1], len(sigmas)
+            x, f = x.reshape(b * m, *x.shape[2:]), f.reshape(b * m, *f.shape[2:])
+            out = [self._denoise(x[i:i + self.chunk_batch], sigmas, f[i:i + self.chunk_batch])
+                   for i in range(0, b * m, self.chunk_batch)]
+            return np.concatenate(out).reshape(b, m, 4, cfg.bins, w * cf)
+
+        first = run(cfg.sigma_max * randn(shape), (cfg.sigma_max,), feats[:, :, None])
+        if steps == 2:
+            renoised = first + math.sqrt(cfg.refine_sigma ** 2 - cfg.sigma_min ** 2) * randn(shape)
+            chunks = [run(renoised[:, :1], (cfg.refine_sigma,), feats[:, :1, None])]
+            if n > 1:
+                x = np.concatenate([first[:, :-1], renoised[:, 1:]], axis=-1)
+                f = np.stack([feats[:, :-1], feats[:, 1:]], axis=2)
+                chunks.append(run(x, (cfg.sigma_min, cfg.refine_sigma), f)[..., cf:])
+            first = np.concatenate(chunks, axis=1)
+        return first.transpose(0, 2, 3, 1, 4).reshape(b, 4, cfg.bins, n * cf)

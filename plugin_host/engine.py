@@ -50,10 +50,11 @@ class OnnxEngine:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle, providers, intra_threads)
         man = self.bundle.manifest
         ae = man["autoencoder"]
-        self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k != "decode_steps"}),
+        self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k not in ("decode_steps", "decode_mode")}),
                            self.bundle.runner("encoder"), self.bundle.runner("decoder"),
                            self.bundle.runner("denoiser"))
         self.decode_steps = ae.get("decode_steps", 2)
+        self.decode_mode = ae.get("decode_mode", "sequential")  # bundles before the field: M2L2's loop
         self.sample_rate = int(man["sample_rate"])
         self.bundle_id = self.bundle.bundle_id
         self.max_steps = int(man["dit"]["max_steps"])
@@ -175,7 +176,8 @@ class OnnxEngine:
                                                  w_clap=settings.guidance_clap, strength=controls.strength,
                                                  loop=controls.loop),
                                  rng, take, keep, report)
-        audio = self.codec.decode(latents / self.latent_scale, length=n, steps=self.decode_steps, rng=rng)[0]
+        audio = self.codec.decode(latents / self.latent_scale, length=n, steps=self.decode_steps, rng=rng,
+                                  mode=self.decode_mode)[0]
         report(total, total)
         return audio
 

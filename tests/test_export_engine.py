@@ -106,6 +106,24 @@ def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
     assert np.abs(ours - ref_audio).max() < 1e-3 * max(1.0, np.abs(ref_audio).max())
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, monkeypatch, steps):
+    ae = models["autoencoder"]
+    latents = np.random.default_rng(4).standard_normal((1, 64, 4 * ae.cfg.chunk_latents)).astype(np.float32)
+    shape = (1, 4, 4, 1024, ae.cfg.chunk_frames)
+    draws = [np.random.default_rng(5 + i).standard_normal(shape).astype(np.float32) for i in range(2)]
+    it = iter(draws)
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.from_numpy(next(it)))
+    with torch.no_grad():
+        ref = ae.decode(torch.from_numpy(latents), steps=steps, mode="parallel").numpy()
+    it2 = iter(draws)
+    spec = engine.codec._sample_parallel(engine.codec.decoder({"latents": latents}), steps, lambda shape: next(it2))
+    from sideman.models.spectral_np import ae_audio
+    cfg = engine.codec.cfg
+    ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, ref.shape[-1])
+    assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+
+
 def test_clap_towers_match_the_house_embedder(engine, models):
     embedder = HouseClapEmbedder(models["clap"])
     texts = ["warm upright bass", "a bright staccato synth lead"]
@@ -152,7 +170,8 @@ def test_engine_variation_and_inpainting_controls(engine):
     take = (0.1 * np.random.default_rng(4).standard_normal((2, 48000))).astype(np.float32)
     settings = GenerationSettings(seed=2, steps=2)
     unchanged = engine.generate(None, 1.0, settings, controls=Controls(take=take, strength=0.0))
-    decoded = engine.codec.decode(engine.codec.encode(take[None]), length=48000, rng=np.random.default_rng(2))[0]
+    decoded = engine.codec.decode(engine.codec.encode(take[None]), length=48000, rng=np.random.default_rng(2),
+                                  mode=engine.decode_mode)[0]
     assert np.allclose(unchanged, decoded, atol=1e-5)
     kept = engine.generate(None, 1.0, settings, controls=Controls(take=take, keep=((0.0, 0.5),)))
     assert kept.shape == (2, 48000)
@@ -213,3 +232,17 @@ def test_fp16_variants(tmp_path):
     model = onnx.load(str(bundle / manifest["files"]["dit_step_fp16"]["path"]))
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     Bundle.open(bundle)
+
+
+def test_decode_mode_is_recorded_and_followed(engine, tmp_path):
+    assert engine.bundle.manifest["autoencoder"]["decode_mode"] == "sequential" == engine.decode_mode
+    parallel = OnnxEngine(make_tiny_bundle(tmp_path / "par", decode_mode="parallel", check=False))
+    assert parallel.decode_mode == "parallel"
+    take = (0.1 * np.random.default_rng(4).standard_normal((2, 48000))).astype(np.float32)
+    settings = GenerationSettings(seed=2, steps=2)
+    unchanged = parallel.generate(None, 1.0, settings, controls=Controls(take=take, strength=0.0))
+    decoded = parallel.codec.decode(parallel.codec.encode(take[None]), length=48000, rng=np.random.default_rng(2),
+                                    mode="parallel")[0]
+    assert np.allclose(unchanged, decoded, atol=1e-5)
+    with pytest.raises(ValueError, match="decode_mode"):
+        make_tiny_bundle(tmp_path / "bad", decode_mode="sideways", check=False)

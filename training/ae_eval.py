@@ -240,11 +240,13 @@ def evaluate_autoencoder(checkpoint: str | os.PathLike, data_dir: str | os.PathL
                          steps: int = 2, gl_iters: int = 32, seed: int = 0, examples: int = 3,
                          split: str = "validation", layout: str = "auto",
                          refine_sigma: float | None = None, device: str = "cpu",
+                         mode: str = "sequential",
                          progress: bool = True) -> list[dict]:
     """Evaluate a checkpoint (exported ``autoencoder.pt`` or a run's ``last.pt``) on
     ``clips`` clips of ``seconds`` from the ``split`` songs, decoding with ``steps`` steps
-    (and ``refine_sigma``, default the model's); returns the summary rows (mean and std
-    per system) and writes the files listed in the module docstring."""
+    (and ``refine_sigma``, default the model's) in ``mode`` ("parallel" or "sequential");
+    returns the summary rows (mean and std per system) and writes the files listed in the
+    module docstring."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model: Autoencoder = load_autoencoder(checkpoint, device)
@@ -259,7 +261,7 @@ def evaluate_autoencoder(checkpoint: str | os.PathLike, data_dir: str | os.PathL
         x = torch.from_numpy(ref)[None].to(device)
         z = model.encode(x)
         gen = torch.Generator(device).manual_seed(seed + i)
-        recon = model.decode(z, length=samples, steps=steps, generator=gen,
+        recon = model.decode(z, length=samples, steps=steps, generator=gen, mode=mode,
                              refine_sigma=refine_sigma)[0].cpu().numpy()
         latents.append(z.cpu())
         systems = {"autoencoder": recon, "soxr 48k>24k>48k": resample_roundtrip(ref),
@@ -289,7 +291,7 @@ def evaluate_autoencoder(checkpoint: str | os.PathLike, data_dir: str | os.PathL
               "channel_std_max": float(z.std(dim=(0, 2)).max())}
     notes = [f"checkpoint: {checkpoint}", f"{clips} clips of {seconds:g} s from {len(songs)} "
              f"'{split}' songs of {data_dir} (even clips: full mix, odd: one stem)",
-             f"autoencoder decoding: {steps} step(s)"
+             f"autoencoder decoding: {mode}, {steps} step(s)"
              + (f", refine sigma {refine_sigma or model.cfg.refine_sigma:g}" if steps == 2 else "")
              + "; mean ± std over clips",
              "latents: " + ", ".join(f"{k} {v:.3g}" for k, v in health.items())]

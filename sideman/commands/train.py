@@ -43,7 +43,8 @@ def _ae_eval(args: argparse.Namespace) -> int:
     from sideman.training.ae_eval import evaluate_autoencoder
 
     evaluate_autoencoder(args.checkpoint, args.data, args.out, clips=args.clips, seconds=args.seconds,
-                         steps=args.decode_steps, seed=args.seed, split=args.split, progress=not args.quiet)
+                         steps=args.decode_steps, seed=args.seed, split=args.split, mode=args.decode_mode,
+                         progress=not args.quiet)
     print(f"reconstruction report, table and spectrograms in {args.out}")
     return 0
 
@@ -87,6 +88,8 @@ def _register_autoencoder(sub) -> None:
     ev.add_argument("--clips", type=int, default=8)
     ev.add_argument("--seconds", type=float, default=10.0)
     ev.add_argument("--decode-steps", type=int, default=2, choices=(1, 2))
+    ev.add_argument("--decode-mode", default="sequential", choices=("sequential", "parallel"),
+                    help="M2L2's chunk-by-chunk loop, or all chunks batched")
     ev.add_argument("--split", default="validation", choices=("train", "validation", "all"))
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_ae_eval)
