@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -109,10 +109,17 @@ def render_song(song: Song, song_dir: Path, settings: RenderSettings) -> dict:
 
     The stems are rendered one by one through a temporary folder next to `song_dir`, scaled by
     one common gain so that the mix peaks at -1 dBFS, and the folder is renamed into place only
-    when everything is written. A stem that renders silent is an error (nothing is kept).
+    when everything is written. A part with no note inside the rendered length (its sections
+    all come later) is left out of the song; a stem that still renders silent is an error
+    (nothing is kept), as is a song left with fewer than two parts.
     """
     song_dir = Path(song_dir)
     samples = int(round(settings.seconds * settings.sample_rate))
+    end_beat = settings.seconds / song.seconds_per_beat
+    playing = {r: p for r, p in song.parts.items() if any(n.start < end_beat for n in p.notes)}
+    if len(playing) < 2:
+        raise RuntimeError(f"only {len(playing)} part(s) play in the first {settings.seconds:g} s")
+    song = replace(song, parts=playing)
     tmp = Path(tempfile.mkdtemp(prefix=f".{song_dir.name}.", dir=song_dir.parent))
     tmp.chmod(0o755)
     try:

@@ -103,3 +103,17 @@ def test_bad_arguments_are_refused(tmp_path):
         corpus_mod.render_corpus(0, 10, 0, tmp_path)
     with pytest.raises(corpus_mod.RenderError, match="soundfont not found"):
         corpus_mod.render_corpus(1, 10, 0, tmp_path, soundfont=tmp_path / "missing.sf2")
+
+
+def test_parts_that_only_start_after_the_end_are_left_out(tmp_path):
+    """Seed 4242's second song saves its drums and guitar for later sections; rendered for
+    12 s it has four stems, each sounding, and still sums to its mix."""
+    report = corpus_mod.render_corpus(2, 12, 4242, tmp_path, jobs=1, progress=False)
+    assert report.failed == {} and report.rendered == ["song_00000", "song_00001"]
+    meta = json.loads((tmp_path / "song_00001" / "metadata.json").read_text())
+    assert set(meta["stems"]) == {"bass", "keys", "pads", "lead"}
+    stems = [sf.read(tmp_path / "song_00001" / s["file"])[0] for s in meta["stems"].values()]
+    assert all(np.sqrt(np.mean(a ** 2)) > 1e-3 for a in stems)
+    mix, _ = sf.read(tmp_path / "song_00001" / "mix.flac")
+    assert np.abs(sum(stems) - mix).max() < 1e-4
+    assert len(json.loads((tmp_path / "song_00000" / "metadata.json").read_text())["stems"]) == 6
