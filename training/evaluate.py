@@ -63,11 +63,7 @@ from an empty cache.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -79,382 +75,16 @@ from tqdm import tqdm
 
 from sideman.models.clap import ClapEmbedder
 from sideman.training.apa import anti_reference_pairs, apa_from_distances, build_mix
-from sideman.training.clap_score import clap_score, clap_scores
-from sideman.training.distribution_metrics import (
-    ReferenceSet, density_coverage, frechet_distance, gaussian_stats, kernel_distance, mean_over_batches)
-from sideman.training.eval_report import Report, RowResult, atomic_write
-from sideman.training.loudness import match_loudness
-
-SAMPLE_RATE = 48_000
-CANDIDATE_EPOCH, REFERENCE_EPOCH, RANDOM_EPOCH = 0, 1, 2
-_TAG_GENERATE, _TAG_NOISE, _TAG_RANDOM, _TAG_ANTI, _TAG_KD = 1, 2, 3, 4, 5
-REF_CHUNK = 250  # reference pairs per cache file
-NOISE_LEVEL = 0.1  # std of the white noise before loudness matching
-
-
-# ----------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A conditioning setting: context on/off, the CLAP condition, the CS ground truth.
-
-    clap: None, 'audio' (CLAP_A), 'text' (raw CLAP_T), 'bridge' (CLAP_B: text through
-    the bridge) or 'bridge_uncond' (CLAP_A*). ground_truth: the `clap_score` setting
-    whose ground truth applies.
-    """
-
-    name: str
-    context: bool
-    clap: str | None
-    ground_truth: str
-
-
-SETTINGS: dict[str, Setting] = {s.name: s for s in (
-    Setting("ctx+clap_a", True, "audio", "ctx+clap_a"),
-    Setting("ctx+clap_t", True, "text", "ctx+clap_t"),
-    Setting("ctx+clap_b", True, "bridge", "ctx+clap_t"),
-    Setting("ctx", True, None, "ctx"),
-    Setting("clap_a", False, "audio", "clap_a"),
-    Setting("clap_t", False, "text", "clap_t"),
-    Setting("clap_b", False, "bridge", "clap_t"),
-    Setting("uncond", False, None, "uncond"),
-    Setting("ctx+clap_a*", True, "bridge_uncond", "ctx+clap_a*"),
-    Setting("clap_a*", False, "bridge_uncond", "clap_a*"),
-)}
-BOUNDS = {"real": "real", "noise": "white noise", "random": "random pairing"}
-LEGEND = (
-    "Inputs: ctx = the context mix; clap_a = audio CLAP of another segment of the target stem; "
-    "clap_t = raw text CLAP of its caption; clap_b = that text through the bridge (CLAP_B); "
-    "clap_a* = an unconditional bridge sample (CLAP_A*); uncond = nothing.",
-    "Bounds: real = the real target stems; white noise at their loudness; random pairing = "
-    "target stems of other songs. APA places each context + stem mix between the reference "
-    "pairs' real mixes (1) and their mixes with stems of other songs (0).",
-)
-PARTS_FOR_CLAP = {"audio": ("clap_audio",), "text": ("clap_text",),
-                  "bridge": ("clap_text", "bridge_step"), "bridge_uncond": ("bridge_step",)}
-
-
-def parse_settings(text: str) -> tuple[str, ...]:
-    """'ctx+clap_a,ctx' -> ('ctx+clap_a', 'ctx'); ValueError naming unknown settings."""
-    names = tuple(s.strip() for s in text.split(",") if s.strip())
-    unknown = [s for s in names if s not in SETTINGS]
-    if unknown or not names:
-        raise ValueError(f"unknown settings {unknown or text!r}; choose from {', '.join(SETTINGS)}")
-    return names
-
-
-def missing_parts(setting: str, bundle) -> list[str]:
-    """Bundle parts (e.g. 'bridge_step') that `setting` needs and `bundle` lacks."""
-    clap = SETTINGS[setting].clap
-    return [p for p in PARTS_FOR_CLAP.get(clap, ()) if not bundle.has(p)]
-
-
-# ----------------------------------------------------------------------- protocol
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Batches of candidates and the reference set: n_batches x batch_size vs n_ref.
-
-    kd_subsets / kd_subset_size: KD's random subsets (capped by the set sizes);
-    k: the nearest-neighbour k of Density and Coverage.
-    """
-
-    n_batches: int
-    batch_size: int
-    n_ref: int
-    kd_subsets: int = 100
-    kd_subset_size: int = 1000
-    k: int = 5
-
-    def check(self) -> None:
-        if self.n_batches < 1 or self.batch_size < 2:
-            raise ValueError("need at least 1 batch of at least 2 candidates")
-        if self.n_ref <= self.k:
-            raise ValueError(f"need more than k={self.k} references, got {self.n_ref}")
-
-
-PRESETS = {
-    "paper": Protocol(5, 1000, 5000),
-    "quick": Protocol(3, 200, 1000, kd_subsets=50, kd_subset_size=200),
-    "tiny": Protocol(2, 6, 16, kd_subsets=10, kd_subset_size=6),
-}
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Everything besides the variants that decides the numbers of a report.
-
-    seconds: window and generation length (s); clap_seconds: CLAP segment length (s,
-    default = seconds); chunk: items generated/embedded per call; bounds: add the rows.
-    """
-
-    protocol: Protocol
-    seconds: float = 10.0
-    clap_seconds: float | None = None
-    seed: int = 0
-    split: str = "validation"
-    layout: str = "auto"
-    chunk: int = 16
-    bounds: bool = True
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One model configuration to evaluate: a bundle, its sampling steps and settings.
-
-    settings: None = the run's settings; guidance_*: None = the bundle's defaults.
-    """
-
-    name: str
-    bundle: Path
-    steps: int = 5
-    settings: tuple[str, ...] | None = None
-    guidance_context: float | None = None
-    guidance_clap: float | None = None
-
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def parse_variant(text: str, default_steps: int = 5) -> Variant:
-    """'NAME=BUNDLE[:STEPS[:SETTING,SETTING...]]' -> Variant (the bundle path may hold ':')."""
-    name, sep, rest = text.partition("=")
-    if not sep or not _NAME.match(name) or not rest:
-        raise ValueError(f"--compare expects NAME=BUNDLE[:STEPS[:SETTINGS]], got {text!r}")
-    parts = rest.split(":")
-    settings = steps = None
-    if len(parts) > 1 and all(s.strip() in SETTINGS for s in parts[-1].split(",")):
-        settings = parse_settings(parts.pop())
-    if len(parts) > 1 and parts[-1].isdigit():
-        steps = int(parts.pop())
-    return Variant(name, Path(":".join(parts)).expanduser(), steps or default_steps, settings)
-
-
-def load_variants(path: Path) -> list[Variant]:
-    """Variants from a JSON or YAML spec: {"variants": [{"name", "bundle", "steps",
-    "settings" (list or comma string), "guidance_context", "guidance_clap"}, ...]}.
-
-    Relative bundle paths are relative to the spec file's folder."""
-    import yaml
-
-    spec = yaml.safe_load(Path(path).read_text())  # YAML is a superset of JSON
-    items = spec.get("variants") if isinstance(spec, dict) else None
-    if not isinstance(items, list) or not items:
-        raise ValueError(f"{path}: expected a mapping with a non-empty 'variants' list")
-    out = []
-    for item in items:
-        settings = item.get("settings")
-        if isinstance(settings, list):
-            settings = ",".join(settings)
-        if not _NAME.match(str(item.get("name", ""))) or "bundle" not in item:
-            raise ValueError(f"{path}: every variant needs a 'name' (letters, digits, _.-) and a 'bundle'")
-        bundle = Path(path).parent / Path(item["bundle"]).expanduser()
-        out.append(Variant(str(item["name"]), bundle, int(item.get("steps", 5)),
-                           parse_settings(settings) if settings else None,
-                           item.get("guidance_context"), item.get("guidance_clap")))
-    return out
-
-
-# ------------------------------------------------------------------ seeds, files
-
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed from non-negative integers, the same on every run and platform."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def rng_for(*parts: int) -> np.random.Generator:
-    return np.random.default_rng(derive_seed(*parts))
-
-
-class Workspace:
-    """The cache of one evaluation (OUT/cache): .npz and .json files written atomically."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel
-
-    def _write(self, rel: str, data: bytes) -> None:
-        atomic_write(self.path(rel), data)
-
-    def save_arrays(self, rel: str, **arrays) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        self._write(rel, buf.getvalue())
-
-    def load_arrays(self, rel: str) -> dict[str, np.ndarray] | None:
-        """The arrays of a .npz, or None when missing or unreadable."""
-        try:
-            with np.load(self.path(rel), allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError, KeyError):
-            return None
-
-    def save_json(self, rel: str, obj) -> None:
-        self._write(rel, json.dumps(obj, indent=1, sort_keys=True).encode())
-
-    def load_json(self, rel: str):
-        try:
-            return json.loads(self.path(rel).read_text())
-        except (OSError, ValueError):
-            return None
-
-
-# ----------------------------------------------------------------- embedders
-
-
-class EngineClapEmbedder(ClapEmbedder):
-    """`ClapEmbedder` over a bundle's own house-CLAP towers (OnnxEngine.embed_audio/_text).
-
-    The base class does the downmix and the centre crop / repeat pad to the towers' clip
-    length (manifest 'clap.clip_seconds'), so results equal `HouseClapEmbedder` on the
-    weights the bundle was exported from. model_id names the towers' file hashes.
-    """
-
-    def __init__(self, engine, batch_size: int = 16):
-        bundle = engine.bundle
-        if not (bundle.has("clap_audio") and bundle.has("clap_text")):
-            raise ValueError(f"bundle {bundle.root} has no CLAP towers to compute metrics with: "
-                             "pass --embedder house --clap-model FILE or --embedder laion --clap-model FILE")
-        super().__init__(clip_seconds=float(bundle.manifest["clap"]["clip_seconds"]), batch_size=batch_size)
-        self.engine = engine
-        files = bundle.manifest["files"]
-        digest = hashlib.sha256((files["clap_audio"]["sha256"] + files["clap_text"]["sha256"]).encode())
-        self._id = f"bundle-clap:{digest.hexdigest()[:16]}"
-
-    @property
-    def model_id(self) -> str:
-        return self._id
-
-    def _audio_batch(self, x: np.ndarray) -> np.ndarray:
-        return self.engine.embed_audio(list(x))
-
-    def _text_batch(self, texts: list[str]) -> np.ndarray:
-        return self.engine.embed_text(texts)
-
-
-def metric_embedder(kind: str, clap_model: Path | None, engine) -> ClapEmbedder:
-    """The metric embedder: 'house' with a checkpoint, 'house' without one (the bundle's
-    towers, via `engine`), or 'laion' with its checkpoint."""
-    from sideman.models.clap import load_embedder
-
-    if kind == "house":
-        return load_embedder("house", path=clap_model) if clap_model else EngineClapEmbedder(engine)
-    if kind == "laion":
-        if not clap_model:
-            raise ValueError("--embedder laion needs --clap-model (the LAION music checkpoint .pt)")
-        return load_embedder("laion", checkpoint=clap_model)
-    raise ValueError(f"unknown embedder {kind!r}: use 'house' or 'laion'")
-
-
-# ---------------------------------------------------------------------- rows
-
-
-@dataclass(frozen=True)
-class Row:
-    """One table row: a variant's setting, or a bound (variant None).
-
-    key: its cache folder under rows/; label: its name in the table.
-    """
-
-    key: str
-    label: str
-    setting: str
-    variant: Variant | None = None
-
-    @property
-    def is_bound(self) -> bool:
-        return self.variant is None
-
-    @property
-    def has_context(self) -> bool:
-        return self.is_bound or SETTINGS[self.setting].context
-
-
-def _slug(setting: str) -> str:
-    return setting.replace("+", "_").replace("*", "_star")
-
-
-def build_rows(variants: Sequence[Variant], settings: Sequence[str], bounds: bool) -> list[Row]:
-    """Rows in table order: each variant's settings (its own or `settings`), then bounds.
-
-    With several variants labels read 'NAME: setting'."""
-    rows = []
-    for v in variants:
-        for s in v.settings or settings:
-            label = f"{v.name}: {s}" if len(variants) > 1 else s
-            rows.append(Row(f"{v.name}/{_slug(s)}", label, s, v))
-    if bounds:
-        rows += [Row(f"bounds/{b}", label, b) for b, label in BOUNDS.items()]
-    return rows
-
-
-# ------------------------------------------------------------ generation
-
-
-def clap_condition(engine, setting: Setting, pair, seed: int,
-                   embed_text: Callable[[str], np.ndarray] | None = None) -> np.ndarray | None:
-    """The (512,) CLAP condition of `setting` for a pair, in the bundle's space, or None.
-
-    embed_text(caption) -> (512,) defaults to the engine's text tower."""
-    if setting.clap is None:
-        return None
-    if setting.clap == "audio":
-        return engine.embed_audio([pair.clap_audio])[0]
-    if setting.clap == "bridge_uncond":
-        return engine.bridge(None, 1, seed)[0]
-    text = embed_text(pair.caption) if embed_text else engine.embed_text([pair.caption])[0]
-    return text if setting.clap == "text" else engine.bridge(text, 1, seed)[0]
-
-
-class Engines:
-    """One OnnxEngine per bundle folder, warmed up (untimed) before its first timed use,
-    and a memo of caption embeddings per bundle (captions repeat across pairs)."""
-
-    def __init__(self, threads: int = 0):
-        self.threads = threads
-        self._engines: dict[Path, object] = {}
-        self._warm: set[tuple[Path, int]] = set()
-        self._texts: dict[tuple[Path, str], np.ndarray] = {}
-
-    def text_embedding(self, bundle: Path, caption: str) -> np.ndarray:
-        """The bundle's raw text embedding (512,) of `caption`, computed once."""
-        key = (Path(bundle).resolve(), caption)
-        if key not in self._texts:
-            self._texts[key] = self.get(bundle).embed_text([caption])[0]
-        return self._texts[key]
-
-    def get(self, bundle: Path):
-        from sideman.plugin_host.engine import OnnxEngine
-
-        key = Path(bundle).resolve()
-        if key not in self._engines:
-            self._engines[key] = OnnxEngine(key, intra_threads=self.threads)
-        return self._engines[key]
-
-    def warm(self, bundle: Path, steps: int, seconds: float):
-        """The engine, after one generation at `steps` (and a text embedding if it has a
-        text tower), so that loading costs stay out of the timings."""
-        from sideman.plugin_host.engine_api import GenerationSettings
-
-        engine = self.get(bundle)
-        key = (Path(bundle).resolve(), steps)
-        if key not in self._warm:
-            engine.generate(None, seconds, GenerationSettings(steps=steps))
-            if engine.bundle.has("clap_text"):
-                engine.embed_text(["warm up"])
-            self._warm.add(key)
-        return engine
-
-
-def white_noise(like: np.ndarray, seed: int) -> np.ndarray:
-    """Gaussian white noise shaped like `like` (C, N) at its integrated loudness, float32."""
-    noise = NOISE_LEVEL * rng_for(seed).standard_normal(like.shape)
-    return match_loudness(noise, like, SAMPLE_RATE).astype(np.float32)
+from sideman.training.distribution_metrics import mean_over_batches
+from sideman.training.eval_report import Report, RowResult
+from sideman.training.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
+    BOUNDS, CANDIDATE_EPOCH, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH, SAMPLE_RATE, SETTINGS,
+    TAG_ANTI, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig, Protocol, Row, Setting, Variant,
+    build_rows, load_variants, missing_parts, parse_settings, parse_variant)
+from sideman.training.eval_engines import (  # noqa: F401
+    EngineClapEmbedder, Engines, Workspace, clap_condition, derive_seed, metric_embedder, rng_for, white_noise)
+from sideman.training.eval_references import (  # noqa: F401
+    GaussianRef, References, clap_part, distribution_scores, first_of, pair_key)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -547,7 +177,7 @@ class Evaluation:
         for c in range(self._n_ref_chunks()):
             chunks.append(self._reference_chunk(c, candidate_keys, chunks[-1] if chunks else None))
         ref = {k: np.concatenate([c[k] for c in chunks]) for k in ("emb", "mix_x", "songs", "indices")}
-        perm = anti_reference_pairs(ref["songs"], rng_for(self.cfg.seed, _TAG_ANTI))
+        perm = anti_reference_pairs(ref["songs"], rng_for(self.cfg.seed, TAG_ANTI))
         ref["mix_xp"] = np.concatenate([self._anti_chunk(c, ref["indices"], perm)
                                         for c in range(self._n_ref_chunks())])
         ref["n_overlap"] = int(sum(int(c["overlap"]) for c in chunks))
@@ -653,14 +283,14 @@ class Evaluation:
         if row.setting == "real":
             return pair.target, 0.0
         if row.setting == "noise":
-            return white_noise(pair.target, derive_seed(self.cfg.seed, _TAG_NOISE, g)), 0.0
+            return white_noise(pair.target, derive_seed(self.cfg.seed, TAG_NOISE, g)), 0.0
         if row.setting == "random":
             return self.other_song_stem(pair, g), 0.0
         return self.generate(row.variant, SETTINGS[row.setting], pair, g)
 
     def other_song_stem(self, pair, g: int, tries: int = 64) -> np.ndarray:
         """The target stem of a random epoch-2 pair from a song other than `pair`'s."""
-        rng = rng_for(self.cfg.seed, _TAG_RANDOM, g)
+        rng = rng_for(self.cfg.seed, TAG_RANDOM, g)
         for offset in rng.integers(1, 1 << 20, size=tries):
             other = self.sampler.sample(g + int(offset), RANDOM_EPOCH)
             if other.song_id != pair.song_id:
@@ -677,9 +307,9 @@ class Evaluation:
         engine = self.engines.warm(variant.bundle, variant.steps, n / SAMPLE_RATE)
         guidance = engine.bundle.manifest["dit"].get("guidance", {})
         settings = GenerationSettings(
-            seed=derive_seed(self.cfg.seed, _TAG_GENERATE, g), steps=variant.steps,
-            guidance_context=_first(variant.guidance_context, guidance.get("context"), 1.25),
-            guidance_clap=_first(variant.guidance_clap, guidance.get("clap"), 1.25))
+            seed=derive_seed(self.cfg.seed, TAG_GENERATE, g), steps=variant.steps,
+            guidance_context=first_of(variant.guidance_context, guidance.get("context"), 1.25),
+            guidance_clap=first_of(variant.guidance_clap, guidance.get("clap"), 1.25))
         start = time.perf_counter()
         clap = clap_condition(engine, setting, pair, settings.seed,
                               lambda caption: self.engines.text_embedding(variant.bundle, caption))
@@ -697,7 +327,7 @@ class Evaluation:
             self.bar.update(self.proto.batch_size)
             return cached
         unit = self.row_batch(row, b)
-        out = distribution_scores(refs, unit["emb"], self.proto, derive_seed(self.cfg.seed, _TAG_KD, b))
+        out = distribution_scores(refs, unit["emb"], self.proto, derive_seed(self.cfg.seed, TAG_KD, b))
         if row.has_context:
             y = unit["mix"]
             out["apa"] = apa_from_distances(refs.mix_x.distance(y), refs.mix_xp.distance(y), refs.d_x_xp)
@@ -717,84 +347,6 @@ class Evaluation:
         finally:
             self.bar.close()
         return per_row, refs
-
-
-@dataclass(frozen=True)
-class GaussianRef:
-    """Mean (D,) and unbiased covariance (D, D) of a fixed set, for repeated Fréchet distances."""
-
-    mean: np.ndarray
-    cov: np.ndarray
-
-    @classmethod
-    def of(cls, emb) -> "GaussianRef":
-        return cls(*gaussian_stats(emb))
-
-    def distance(self, emb) -> float:
-        """Squared Fréchet distance to the Gaussian fitted to `emb` (N, D), as
-        `distribution_metrics.fad`. For N <= D the trace term comes from the N x N matrix
-        Yc S Yc^T / (N - 1) (Yc: centred rows, S: this covariance), whose eigenvalues are
-        the non-zero ones of S^1/2 S_Y S^1/2: one small eigenproblem instead of two D x D."""
-        y = np.asarray(emb, np.float64)
-        n = len(y)
-        if n > y.shape[1]:
-            mu, cov = gaussian_stats(y)
-            return frechet_distance(self.mean, self.cov, mu, cov)
-        if n < 2:
-            raise ValueError("need at least 2 embeddings to fit a covariance")
-        yc = y - y.mean(axis=0)
-        m = yc @ self.cov @ yc.T / (n - 1)
-        tr_sqrt = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None))))
-        diff = y.mean(axis=0) - self.mean
-        value = diff @ diff + np.trace(self.cov) + np.sum(yc * yc) / (n - 1) - 2.0 * tr_sqrt
-        return max(float(value), 0.0)
-
-
-@dataclass(frozen=True)
-class References:
-    """The reference side of every metric: the real stems (ReferenceSet, and its Gaussian
-    for FAD), the real mixes X and anti-reference mixes X' (Gaussians) with d(X, X')."""
-
-    stems: ReferenceSet
-    stem_gaussian: GaussianRef
-    mix_x: GaussianRef
-    mix_xp: GaussianRef
-    d_x_xp: float
-    n_overlap: int
-
-    @classmethod
-    def of(cls, ref: dict[str, np.ndarray], k: int) -> "References":
-        stems = ReferenceSet.from_embeddings(ref["emb"], k)
-        mix_x = GaussianRef.of(ref["mix_x"])
-        return cls(stems, GaussianRef(stems.mean, stems.cov), mix_x, GaussianRef.of(ref["mix_xp"]),
-                   mix_x.distance(ref["mix_xp"]), int(ref["n_overlap"]))
-
-
-def _first(*values):
-    return next(v for v in values if v is not None)
-
-
-def pair_key(pair) -> str:
-    """Identifies a pair's target window: 'song/stem@start'."""
-    return f"{pair.song_id}/{pair.target_stem}@{pair.target_start}"
-
-
-def distribution_scores(refs: References, emb: np.ndarray, proto: Protocol, seed: int) -> dict[str, float]:
-    """KD, FAD, Density, Coverage of candidates (B, D) against the reference stems."""
-    y = np.asarray(emb, np.float64)
-    kd, _ = kernel_distance(refs.stems.embeddings, y, proto.kd_subsets, proto.kd_subset_size, seed)
-    density, coverage = density_coverage(refs.stems, y)
-    return {"kd": kd, "fad": refs.stem_gaussian.distance(y), "density": density, "coverage": coverage}
-
-
-def clap_part(row: Row, emb: np.ndarray, gt: dict) -> dict[str, float]:
-    """CS_AA and CS_TA of candidates (B, D) with the row's ground truth (bounds: the
-    target stem and its caption; the real bound has no CS_AA)."""
-    if row.setting == "real":
-        return {"cs_ta": clap_score(emb, gt["caption_text"])}
-    setting = "ctx" if row.is_bound else SETTINGS[row.setting].ground_truth
-    return clap_scores(emb, setting, gt["target_audio"], gt["caption_text"],
-                       gt["clap_audio"], gt["caption_text"])
 
 
 # ------------------------------------------------------------------- top level
@@ -913,3 +465,4 @@ def make_report(rows: list[Row], per_row: dict[str, list[dict]], config: EvalCon
                      f"(the split is too small for disjoint sets)")
     meta = {**identity, "n_ref": n_ref}
     return Report(results, meta, notes, compare)
+
