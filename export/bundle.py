@@ -80,16 +80,18 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
                   clap: HouseClap | None = None, bridge: ClapBridge | None = None,
                   name: str = "sideman", fp16: bool = False, check: bool = True,
                   training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25),
-                  decode_mode: str = "sequential") -> Path:
+                  decode_mode: str = "sequential", decode_steps: int = 2) -> Path:
     """Export the models into the folder `out` (written atomically); returns its path.
 
     decode_mode: the engine's default way to run the consistency decoder, "sequential"
     (M2L2's chunk-by-chunk loop) or "parallel" (all chunks batched, three network calls:
     the same arithmetic on a CPU, far fewer launches on a GPU); see
-    models.autoencoder.Autoencoder.decode.
+    models.autoencoder.Autoencoder.decode. decode_steps: 2 (M2L2's two-step decoding) or 1.
 
     dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the autoencoder.
     """
+    if decode_steps not in (1, 2):
+        raise ValueError(f"decode_steps must be 1 or 2, not {decode_steps}")
     if decode_mode not in DECODE_MODES:
         raise ValueError(f"decode_mode must be one of {DECODE_MODES}, not {decode_mode!r}")
     if not isinstance(dit, ConsistencyPrecond):
@@ -121,6 +123,7 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
         manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training)
         manifest["autoencoder"]["decode_mode"] = decode_mode
+        manifest["autoencoder"]["decode_steps"] = decode_steps
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -150,7 +153,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) ->
                         "chunk_latents": c.chunk_latents, "n_fft": c.n_fft, "hop": c.hop,
                         "alpha": c.alpha, "beta": c.beta, "sigma_min": c.sigma_min,
                         "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
-                        "sample_rate": c.sample_rate, "decode_steps": 2},
+                        "sample_rate": c.sample_rate},
         "dit": {"kind": "consistency", "sigma_min": dit.sigma_min, "sigma_max": 80.0, "rho": 7.0,
                 "latent_scale": float(getattr(dit, "latent_scale", 1.0)),
                 "default_steps": DEFAULT_STEPS, "max_steps": MAX_STEPS,

@@ -246,3 +246,8 @@ def test_decode_mode_is_recorded_and_followed(engine, tmp_path):
     assert np.allclose(unchanged, decoded, atol=1e-5)
     with pytest.raises(ValueError, match="decode_mode"):
         make_tiny_bundle(tmp_path / "bad", decode_mode="sideways", check=False)
+    assert engine.decode_steps == 2
+    one = OnnxEngine(make_tiny_bundle(tmp_path / "one", decode_steps=1, check=False))
+    assert one.bundle.manifest["autoencoder"]["decode_steps"] == 1 == one.decode_steps
+    with pytest.raises(ValueError, match="decode_steps"):
+        make_tiny_bundle(tmp_path / "bad", decode_steps=3, check=False)

@@ -33,6 +33,7 @@ class AutoencoderStage:
     magnitude_weight: float = 10.0
     consistency_weight: float = 0.02
     workers: int = 1
+    decode_steps: int = 1         # the bundle's decoding (1: the trained model reconstructs better)
     eval_clips: int = 8
     eval_seconds: float = 10.0
 

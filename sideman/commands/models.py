@@ -26,7 +26,7 @@ def _export(args: argparse.Namespace) -> int:
                         HouseClap.load(args.clap) if args.clap else None,
                         ClapBridge.load(args.bridge) if args.bridge else None,
                         name=args.name, fp16=args.fp16, check=not args.no_check,
-                        decode_mode=args.decode_mode,
+                        decode_mode=args.decode_mode, decode_steps=args.decode_steps,
                         training={"autoencoder": str(args.autoencoder), "dit": str(args.dit),
                                   "clap": str(args.clap or ""), "bridge": str(args.bridge or "")})
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
@@ -99,6 +99,8 @@ def register(sub) -> None:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--name", default="sideman")
     export.add_argument("--fp16", action="store_true", help="also write fp16 variants for GPUs")
+    export.add_argument("--decode-steps", type=int, default=2, choices=(1, 2),
+                        help="the engine's decoding steps (2: M2L2's two-step decoding)")
     export.add_argument("--decode-mode", default="sequential", choices=("sequential", "parallel"),
                         help="the engine's default decoding: chunk by chunk (M2L2), or all chunks batched (fewer GPU launches)")
     export.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX parity check")
