@@ -39,7 +39,10 @@ def targets(records: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
 def write_report(root: Path, records: dict[str, dict]) -> Path:
     root = Path(root)
     recipe = json.loads((root / "recipe.json").read_text())
-    lines = [f"# Training run: {recipe['name']}", "", "| stage | wall time |", "|---|---|"]
+    lines = [f"# Training run: {recipe['name']}", "",
+             "Wall time of the run that finished each stage (a stage resumed from its checkpoints "
+             "counts only its last part; the trainers' log.csv files hold every step).", "",
+             "| stage | wall time |", "|---|---|"]
     lines += [f"| {name} | {r['seconds'] / 60:.1f} min |" for name, r in records.items()]
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'-' if ok is None else ('yes' if ok else 'no')} |" for t, m, ok in targets(records)]
