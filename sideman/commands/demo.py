@@ -1,8 +1,9 @@
 """`sideman demo`, the README's main job: the default bundle adds a part to an example song.
 
 Writes into OUT (default ./sideman-demo): ``context.wav`` (the song it was given),
-``stem.wav`` (the generated part), ``mix.wav`` (both together) and ``spectrograms.png``
-(context, stem and mix), and prints where they are.
+``stem.wav`` (the generated part, loudness-matched 3 LU under the context as the host does
+for the DAW), ``mix.wav`` (both together) and ``spectrograms.png`` (context, stem and mix),
+and prints where they are.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
     from sideman.defaults import default_bundle
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
+    from sideman.plugin_host.postprocess import loudness_gain
 
     info = json.loads((EXAMPLES / "context.json").read_text())
     context_file = args.context or EXAMPLES / "context.flac"
@@ -36,9 +38,10 @@ def _demo(args: argparse.Namespace) -> int:
     settings = GenerationSettings(prompt=prompt, seed=args.seed, steps=args.steps or engine.default_steps)
     stem = engine.generate(context, seconds, settings)
     done = time.perf_counter()
+    stem = stem * loudness_gain(stem, context, engine.sample_rate)  # as the host hands takes to the DAW
     mix = context + stem
     peak = float(np.abs(mix).max())
-    if peak > 0.99:  # the mix only; the stem keeps the level the model gave it
+    if peak > 0.99:
         mix = mix * (0.99 / peak)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
