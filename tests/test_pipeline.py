@@ -31,6 +31,9 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert manifest["name"] == "sideman-tiny"
     assert manifest["training"]["recipe"]["autoencoder"]["preset"] == "tiny"
+    ae = RECIPES["tiny"].autoencoder
+    assert (manifest["autoencoder"]["decode_steps"], manifest["autoencoder"]["decode_mode"]) == \
+        (ae.decode_steps, ae.decode_mode)
     for rel in ("autoencoder/eval/summary.md", "autoencoder/eval/spectrograms.png", "eval/report.md",
                 "eval/text_control.json", "eval/speed.json", "REPORT.md"):
         assert (tmp_path / rel).is_file(), rel

@@ -75,7 +75,8 @@ def _ae_eval(run: Run) -> dict:
     a, split = run.recipe.autoencoder, run.recipe.eval.split
     rows = evaluate_autoencoder(run / "autoencoder" / "autoencoder.pt", run / "corpus",
                                 run / "autoencoder" / "eval", clips=a.eval_clips, seconds=a.eval_seconds,
-                                steps=a.decode_steps, split=split, progress=run.progress)
+                                steps=a.decode_steps, mode=a.decode_mode, split=split,
+                                progress=run.progress)
     return {r["system"]: {k: v for k, v in r.items() if k != "system"} for r in rows}
 
 
@@ -138,6 +139,7 @@ def _export(run: Run) -> dict:
                         HouseClap.load(run / "clap" / "house_clap.pt"),
                         ClapBridge.load(run / "bridge" / "bridge.pt"), name=run.recipe.name,
                         decode_steps=run.recipe.autoencoder.decode_steps,
+                        decode_mode=run.recipe.autoencoder.decode_mode,
                         training={"recipe": run.recipe.to_dict()})
     return {"megabytes": round(sum(p.stat().st_size for p in out.iterdir()) / 1e6, 2)}
 
