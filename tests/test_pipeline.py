@@ -40,7 +40,7 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Targets" in report and "real-time factor" in report and "ctx+clap_t" in report
     speed = records["eval"]["summary"]["speed"]
-    assert speed["rtf"] == pytest.approx(speed["wall_s"] / speed["seconds"], rel=1e-3)
+    assert speed["rtf"] == pytest.approx(speed["wall_s"] / speed["seconds"], abs=1e-4)  # both rounded
     control = records["eval"]["summary"]["text_control"]
     assert 0.0 <= control["clap_t"]["accuracy"] <= 1.0 and control["probes"] >= 1
 
