@@ -121,9 +121,8 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
         if fp16:
             for part in [p for p in files if p.endswith(("step", "denoiser", "encoder", "decoder"))]:
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
-        manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training)
-        manifest["autoencoder"]["decode_mode"] = decode_mode
-        manifest["autoencoder"]["decode_steps"] = decode_steps
+        manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training,
+                             {"decode_mode": decode_mode, "decode_steps": decode_steps})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -134,7 +133,7 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
         raise
 
 
-def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) -> dict:
+def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, decoding) -> dict:
     c = ae.cfg
     entries = {}
     for part, path in files.items():
@@ -153,7 +152,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training) ->
                         "chunk_latents": c.chunk_latents, "n_fft": c.n_fft, "hop": c.hop,
                         "alpha": c.alpha, "beta": c.beta, "sigma_min": c.sigma_min,
                         "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
-                        "sample_rate": c.sample_rate},
+                        "sample_rate": c.sample_rate, **decoding},
         "dit": {"kind": "consistency", "sigma_min": dit.sigma_min, "sigma_max": 80.0, "rho": 7.0,
                 "latent_scale": float(getattr(dit, "latent_scale", 1.0)),
                 "default_steps": DEFAULT_STEPS, "max_steps": MAX_STEPS,

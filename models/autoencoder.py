@@ -399,8 +399,9 @@ class Autoencoder(nn.Module):
         z = z.float()
         feats = torch.cat([self.decoder(z[..., i:i + chunk_batch * cfg.chunk_latents])
                            for i in range(0, z.shape[-1], chunk_batch * cfg.chunk_latents)], dim=1)
-        sample = self._sample if mode == "sequential" else self._sample_parallel
-        spec = sample(feats, steps, generator, refine_sigma or cfg.refine_sigma)
+        refine = refine_sigma or cfg.refine_sigma
+        spec = (self._sample(feats, steps, generator, refine) if mode == "sequential"
+                else self._sample_parallel(feats, steps, generator, refine, chunk_batch))
         n = z.shape[-1] * cfg.latent_hop
         return self.transform.inverse(spec, n if length is None else length)
 

@@ -21,8 +21,13 @@ clean spectrogram, as the denoising-score-matching regulariser of Consistency Tr
 Models (Kim et al., 2023). It costs no extra forward pass and gives the encoder and the
 decoder a direct reconstruction signal from the first step, which pure consistency
 training only builds up over hundreds of thousands of steps; on 2 CPU cores it is what
-makes a codec trainable in an hour. Its weight decays linearly to ``denoise_final`` x
-itself, so the consistency term takes over as training goes on.
+makes a codec trainable in an hour.
+
+Optional magnitude term (``magnitude_weight`` > 0): ``mean((|student| - |spec|)^2) /
+sigma_data^2`` on the complex magnitudes, blind to phase. The regression alone drives
+the output towards zero wherever the phase is not predictable from the latents (the mean
+of such complex values); this term keeps the magnitudes. ``consistency_weight`` scales
+the consistency term (1 in the Music2Latent recipe).
 """
 from __future__ import annotations
 
@@ -136,7 +141,6 @@ class ConsistencyObjective:
     step_end: float = 0.001
     latent_weight: float = 1.0
     denoise_weight: float = 0.0
-    denoise_final: float = 0.1
     magnitude_weight: float = 0.0
     consistency_weight: float = 1.0
     step: int = 0
@@ -146,11 +150,6 @@ class ConsistencyObjective:
 
     def index_step(self) -> float:
         return exponential_decay(self.step, self.total_steps, self.step_start, self.step_end)
-
-    def denoise_scale(self) -> float:
-        """Weight of the denoising term at the current step."""
-        frac = min(self.step / max(self.total_steps, 1), 1.0)
-        return self.denoise_weight * (1.0 + (self.denoise_final - 1.0) * frac)
 
     def sigmas(self, cfg: AutoencoderConfig, shape: tuple[int, int],
                device: torch.device) -> tuple[Tensor, Tensor]:
@@ -177,7 +176,7 @@ class ConsistencyObjective:
             spec = core.transform(batch).float()
         if self.denoise_weight > 0:
             denoise = (out["student"] - spec).square().mean() / cfg.sigma_data ** 2
-            loss = loss + self.denoise_scale() * denoise
+            loss = loss + self.denoise_weight * denoise
             scalars["denoise"] = denoise.detach()
         if self.magnitude_weight > 0:
             magnitude = (complex_magnitude(out["student"]) - complex_magnitude(spec)).square().mean() \
@@ -245,7 +244,7 @@ def train_autoencoder(data_dir: str | Path, out_dir: str | Path, preset: str = "
             "songs": len(songs)})
     objective = ConsistencyObjective(total_steps=steps, step_start=step_start,
                                      step_end=step_end, latent_weight=latent_weight,
-                                     denoise_weight=denoise_weight, denoise_final=1.0,
+                                     denoise_weight=denoise_weight,
                                      magnitude_weight=magnitude_weight,
                                      consistency_weight=consistency_weight)
     trainer = Trainer(Autoencoder(cfg), objective, loader, TrainConfig(

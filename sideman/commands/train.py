@@ -34,7 +34,9 @@ def _ae_train(args: argparse.Namespace) -> int:
 
     path = train_autoencoder(args.data, args.out, preset=args.preset, steps=args.steps,
                              batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                             denoise_weight=args.denoise_weight, seed=args.seed, progress=not args.quiet)
+                             denoise_weight=args.denoise_weight, magnitude_weight=args.magnitude_weight,
+                             consistency_weight=args.consistency_weight, seed=args.seed,
+                             progress=not args.quiet)
     print(f"autoencoder written to {path} (logs and loss curves in {args.out})")
     return 0
 
@@ -78,7 +80,11 @@ def _register_autoencoder(sub) -> None:
     train.add_argument("--warmup", type=int, default=1000)
     train.add_argument("--denoise-weight", type=float, default=0.0,
                        help="weight of the denoising term (0: pure consistency training; the demo "
-                            "recipe uses 50, see training/ae_training.py)")
+                            "recipe uses 1, see training/ae_training.py)")
+    train.add_argument("--magnitude-weight", type=float, default=0.0,
+                       help="weight of the phase-blind magnitude term (the demo recipe uses 10)")
+    train.add_argument("--consistency-weight", type=float, default=1.0,
+                       help="weight of the consistency term (the demo recipe uses 0.02)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_ae_train)
     ev = ae.add_parser("eval", help="reconstruction metrics on held-out songs, with reference points")
