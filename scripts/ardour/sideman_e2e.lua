@@ -63,6 +63,12 @@ for j = 0, pl:parameter_count() - 1 do
 end
 local gen = ctl["Generate"]
 step("control inputs: " .. tostring(labels))
+if not gen and ptype == "LV2" then
+  -- JUCE's LV2 wrapper publishes parameters as LV2 patch properties (patch:writable), not
+  -- control ports, and Ardour 7's Lua API can set control ports only: the LV2 run stops here.
+  fail("the LV2 plugin's parameters are patch properties, which Ardour's Lua API cannot set: " ..
+       "Generate cannot be pressed headless (use the VST3)")
+end
 if not gen then fail("no Generate parameter") end
 step("parameters: Generate=" .. gen .. " Take=" .. tostring(ctl["Take"]) .. " Bars=" .. tostring(ctl["Bars"]))
 
@@ -99,7 +105,13 @@ end
 if not take then fail("no take after 120 s (see host log)") end
 step("take " .. take .. ", transport at sample " .. s:transport_sample())
 s:request_stop(false, false, ARDOUR.TransportRequestSource.TRS_UI)
-ARDOUR.LuaAPI.usleep(2000000)
+-- the plugin selects the take (Take parameter > 0) once it has loaded it
+local loaded = false
+for i = 1, 300 do
+  ARDOUR.LuaAPI.usleep(200000)
+  if not ctl["Take"] or ARDOUR.LuaAPI.get_processor_param(sm, ctl["Take"]) > 0 then loaded = true break end
+end
+if not loaded then fail("the plugin did not load the take within 60 s") end
 if ctl["Take"] then step("Take parameter " .. tostring(ARDOUR.LuaAPI.get_processor_param(sm, ctl["Take"]))) end
 
 -- re-route: context to master, bus plays only the take
@@ -115,10 +127,19 @@ local e = s:simple_export()
 e:set_range(0, math.floor(export_s * rate))
 e:set_folder(dir .. "/export")
 e:set_name("mix")
-if not e:set_preset("75969a1c-3133-4694-864b-a1fa50e43348") then fail("set_preset(WAV)") end
+if not e:set_preset("3c0b7e52-1f4d-4a9b-8e7c-6d2a5b9f0e13") then fail("set_preset(Sideman float WAV): scripts/ardour/sideman-float.preset not in ~/.config/ardour7/export") end
 if not e:run_export() then fail("run_export") end
 step("exported to " .. dir .. "/export")
 s:save_state("", false, false, false, false, false)
+
+-- Let go of every route, processor and plugin this script holds, and collect them, while the
+-- session still exists: Lua would otherwise free them at exit, after close_session() has
+-- deleted the session their destructors reach into (valgrind: invalid reads in
+-- ARDOUR::IO::~IO from the LuaState destructor, then glibc aborting with heap corruption).
+noise, sine, bl, bus, sm, pl, e, tmap = nil, nil, nil, nil, nil, nil, nil, nil
+collectgarbage()
+collectgarbage()
+s = nil
 close_session()
 step("done")
 quit()
