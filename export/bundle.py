@@ -26,23 +26,32 @@ from sideman.models.consistency import ConsistencyPrecond
 from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 
 from . import autoencoder_parts, bridge_part, clap_parts, dit_step
-from .onnx_io import OPSET, export_module, io_spec, to_fp16
+from .onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8
 
 PARITY_TOL = 1e-4
+# int8 variants against PyTorch, relative RMS error (dynamic quantisation: about 1-3%).
+INT8_PARITY_TOL = 0.05
+HEAVY_PARTS = ("dit_step", "encoder", "decoder", "denoiser")  # the parts worth fp16/int8 variants
 DEFAULT_STEPS = 5
 MAX_STEPS = 8
 
 
-def check_parity(module: nn.Module, path: Path, args: tuple, names: list[str]) -> float:
-    """Relative max abs difference between PyTorch and onnxruntime on `args`."""
+def check_parity(module: nn.Module, path: Path, args: tuple, names: list[str],
+                 tolerance: float = PARITY_TOL, rms: bool = False) -> float:
+    """Difference between PyTorch and onnxruntime on `args`, relative to the output: the max
+    abs difference over the max abs output, or with `rms` the RMS difference over the RMS
+    output (for quantised variants, whose error is spread-out noise with rare larger values)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ref = module(*args).numpy()
     out = session.run(None, {n: a.numpy() for n, a in zip(names, args)})[0]
-    err = float(np.abs(out - ref).max() / max(float(np.abs(ref).max()), 1e-6))
-    if not err <= PARITY_TOL:
+    if rms:
+        err = float(np.sqrt(np.mean((out - ref) ** 2)) / max(float(np.sqrt(np.mean(ref ** 2))), 1e-6))
+    else:
+        err = float(np.abs(out - ref).max() / max(float(np.abs(ref).max()), 1e-6))
+    if not err <= tolerance:
         raise RuntimeError(f"{path.name}: ONNX output differs from PyTorch by {err:.2e} "
-                           f"(relative), above {PARITY_TOL:g}")
+                           f"(relative{' RMS' if rms else ''}), above {tolerance:g}")
     return err
 
 
@@ -67,21 +76,32 @@ def _parity_inputs(name: str, args: tuple) -> tuple:
     return args
 
 
-def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: dict) -> None:
+def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: dict, int8: bool) -> None:
     module, args, ins, outs, axes = spec
     path = export_module(module, args, root / f"{name}.onnx", ins, outs, axes)
     if check:
         errors[name] = max(check_parity(module, path, args, ins),
                            check_parity(module, path, _parity_inputs(name, args), ins))
     parts_out[name] = path
+    if int8 and name in HEAVY_PARTS:
+        quantized = to_int8(path, root / f"{name}_int8.onnx")
+        if check:
+            errors[f"{name}_int8"] = max(check_parity(module, quantized, args, ins, INT8_PARITY_TOL, rms=True),
+                                         check_parity(module, quantized, _parity_inputs(name, args), ins,
+                                                      INT8_PARITY_TOL, rms=True))
+        parts_out[f"{name}_int8"] = quantized
 
 
 def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Module,
                   clap: HouseClap | None = None, bridge: ClapBridge | None = None,
-                  name: str = "sideman", fp16: bool = False, check: bool = True,
+                  name: str = "sideman", fp16: bool = False, int8: bool = False, check: bool = True,
                   training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25),
                   decode_mode: str = "sequential", decode_steps: int = 2) -> Path:
     """Export the models into the folder `out` (written atomically); returns its path.
+
+    fp16 / int8: also write `<part>_fp16.onnx` (for GPUs) / `<part>_int8.onnx` (dynamic
+    quantisation, for CPUs) of the heavy parts (`HEAVY_PARTS`); the engine picks them with its
+    `precision` setting. int8 variants are checked against PyTorch with `INT8_PARITY_TOL`.
 
     decode_mode: the engine's default way to run the consistency decoder, "sequential"
     (M2L2's chunk-by-chunk loop) or "parallel" (all chunks batched, three network calls:
@@ -107,19 +127,19 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
         files: dict[str, Path] = {}
         errors: dict[str, float] = {}
         for part, spec in autoencoder_parts.parts(autoencoder.eval()).items():
-            _export(files, part, spec, tmp, check, errors)
+            _export(files, part, spec, tmp, check, errors, int8)
         step = dit_step.GuidedStep(dit.eval())
         _export(files, "dit_step", (step, dit_step.example_inputs(dit.net.cfg.latent_channels, dit.net.cfg.clap_dim),
-                                    dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES), tmp, check, errors)
+                                    dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES), tmp, check, errors, int8)
         if clap is not None:
             for part, spec in clap_parts.parts(clap.eval()).items():
-                _export(files, part, spec, tmp, check, errors)
+                _export(files, part, spec, tmp, check, errors, int8)
         if bridge is not None:
-            _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors)
+            _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors, int8)
             np.savez(tmp / "bridge_norm.npz", mean=bridge.mean.numpy(), std=bridge.std.numpy())
             files["bridge_norm"] = tmp / "bridge_norm.npz"
         if fp16:
-            for part in [p for p in files if p.endswith(("step", "denoiser", "encoder", "decoder"))]:
+            for part in [p for p in files if p in HEAVY_PARTS]:
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
         manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training,
                              {"decode_mode": decode_mode, "decode_steps": decode_steps})
@@ -141,7 +161,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, de
         if path.suffix == ".onnx":
             entry.update(io_spec(path))
         if part in errors:
-            entry["parity_max_rel_error"] = errors[part]
+            entry["parity_rel_rms_error" if part.endswith("_int8") else "parity_max_rel_error"] = errors[part]
         entries[part] = entry
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
@@ -160,6 +180,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, de
                 "parameters": sum(p.numel() for p in dit.net.parameters())},
         "files": entries,
         "parity_tolerance": PARITY_TOL,
+        "int8_parity_tolerance": INT8_PARITY_TOL,
         "training": training or {},
     }
     if clap is not None:

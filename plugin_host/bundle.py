@@ -6,6 +6,8 @@
     BUNDLE/*.onnx          encoder, decoder, denoiser (autoencoder), dit_step (C-DiT),
                            bridge_step (CLAP bridge), clap_audio, clap_text (house CLAP)
     BUNDLE/tokenizer.json  the text tower's tokenizer
+    BUNDLE/*_fp16.onnx     optional fp16 variants of the heavy parts, for GPUs
+    BUNDLE/*_int8.onnx     optional int8 variants (dynamic quantisation), for CPUs with VNNI
 
 `Bundle.open` checks the format version and every hash before anything runs, with an
 error that says which file and what to do.
@@ -25,6 +27,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audio", "clap_text")
 REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")
+# auto: the fp16 variants on CUDA when the bundle has them, else fp32.
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 
 
 class BundleError(RuntimeError):
@@ -52,11 +56,14 @@ class Bundle:
     manifest: dict
     providers: list[str] = field(default_factory=list)
     intra_threads: int = 0  # 0: onnxruntime's default (all cores)
+    precision: str = "auto"  # which variant of each part runs: one of PRECISIONS
     _sessions: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, root: str | os.PathLike, providers: list[str] | None = None,
-             intra_threads: int = 0, verify: bool = True) -> "Bundle":
+             intra_threads: int = 0, verify: bool = True, precision: str = "auto") -> "Bundle":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         root = Path(root)
         try:
             manifest = json.loads((root / MANIFEST).read_text())
@@ -74,7 +81,10 @@ class Bundle:
         missing = [p for p in REQUIRED_PARTS if p not in manifest.get("files", {})]
         if missing:
             raise BundleError(f"{root / MANIFEST}: lacks the parts {', '.join(missing)}")
-        bundle = cls(root, manifest, providers or default_providers(), intra_threads)
+        if precision in ("fp16", "int8") and not any(p.endswith(f"_{precision}") for p in manifest["files"]):
+            raise BundleError(f"{root}: this bundle has no {precision} variants; export it with "
+                              f"`sideman export --{precision}` or choose another precision")
+        bundle = cls(root, manifest, providers or default_providers(), intra_threads, precision)
         if verify:
             bundle.verify()
         return bundle
@@ -98,8 +108,18 @@ class Bundle:
     def has(self, part: str) -> bool:
         return part in self.manifest["files"]
 
+    def variant(self, part: str) -> str:
+        """The file entry that runs for `part` at this bundle's precision: `<part>_fp16` or
+        `<part>_int8` where the bundle has one, else `part` itself (fp32)."""
+        precision = self.precision
+        if precision == "auto":
+            precision = "fp16" if "CUDAExecutionProvider" in self.providers else "fp32"
+        if precision != "fp32" and self.has(f"{part}_{precision}"):
+            return f"{part}_{precision}"
+        return part
+
     def session(self, part: str):
-        """The onnxruntime session of a part, created on first use."""
+        """The onnxruntime session of a part (of the chosen precision), created on first use."""
         if part not in self._sessions:
             import onnxruntime as ort
             if not self.has(part):
@@ -108,7 +128,7 @@ class Bundle:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self.intra_threads:
                 options.intra_op_num_threads = self.intra_threads
-            path = self.root / self.manifest["files"][part]["path"]
+            path = self.root / self.manifest["files"][self.variant(part)]["path"]
             self._sessions[part] = ort.InferenceSession(str(path), options, providers=self.providers)
         return self._sessions[part]
 

@@ -46,8 +46,11 @@ class OnnxEngine:
     """Loads a bundle once and serves any number of generations."""
 
     def __init__(self, bundle: str | Path | Bundle, providers: list[str] | None = None,
-                 intra_threads: int = 0):
-        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle, providers, intra_threads)
+                 intra_threads: int = 0, precision: str = "auto"):
+        """precision: which variant of the heavy parts runs (plugin_host.bundle.PRECISIONS):
+        "auto" (fp16 on CUDA when the bundle has it, else fp32), "fp32", "fp16" or "int8"."""
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
+            bundle, providers, intra_threads, precision=precision)
         man = self.bundle.manifest
         ae = man["autoencoder"]
         self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k not in ("decode_steps", "decode_mode")}),

@@ -234,6 +234,34 @@ def test_fp16_variants(tmp_path):
     Bundle.open(bundle)
 
 
+def test_int8_variants_are_checked_chosen_and_close(tmp_path, models):
+    from sideman.export.bundle import HEAVY_PARTS, INT8_PARITY_TOL, export_bundle
+    bundle = export_bundle(tmp_path / "int8", name="tiny-int8", int8=True, **models)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for part in HEAVY_PARTS:
+        entry = manifest["files"][f"{part}_int8"]
+        assert 0 < entry["parity_rel_rms_error"] <= INT8_PARITY_TOL  # quantised: close, not equal
+        model = onnx.load(str(bundle / entry["path"]))
+        assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in model.graph.node)
+    assert "bridge_step_int8" not in manifest["files"]
+    fp32 = Bundle.open(bundle, precision="fp32")
+    int8 = Bundle.open(bundle, precision="int8")
+    auto = Bundle.open(bundle)  # CPU: fp32 unless asked
+    assert fp32.variant("dit_step") == auto.variant("dit_step") == "dit_step"
+    assert int8.variant("dit_step") == "dit_step_int8" and int8.variant("bridge_step") == "bridge_step"
+    # the engine at int8 generates what the fp32 engine does, up to quantisation error
+    settings = GenerationSettings(prompt="bass", seed=3, steps=2)
+    ctx = (0.1 * np.random.default_rng(0).standard_normal((2, 48000))).astype(np.float32)
+    a = OnnxEngine(bundle, intra_threads=1, precision="fp32").generate(ctx, 1.0, settings)
+    b = OnnxEngine(bundle, intra_threads=1, precision="int8").generate(ctx, 1.0, settings)
+    assert not np.array_equal(a, b)
+    assert np.sqrt(np.mean((a - b) ** 2)) < 0.25 * np.sqrt(np.mean(a ** 2))
+    with pytest.raises(BundleError, match="no fp16 variants"):
+        Bundle.open(bundle, precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        Bundle.open(bundle, precision="int4")
+
+
 def test_decode_mode_is_recorded_and_followed(engine, tmp_path):
     assert engine.bundle.manifest["autoencoder"]["decode_mode"] == "sequential" == engine.decode_mode
     parallel = OnnxEngine(make_tiny_bundle(tmp_path / "par", decode_mode="parallel", check=False))

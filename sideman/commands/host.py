@@ -5,6 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from sideman.plugin_host.bundle import PRECISIONS
 from sideman.plugin_host.daw import add_arguments as add_daw_arguments
 
 
@@ -18,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
     session = args.session or session_dir()
     links = links_from_args(args, session)  # option mistakes surface before the model loads
     bundle = args.bundle or default_bundle()
-    engine = OnnxEngine(bundle, intra_threads=args.threads)
+    engine = OnnxEngine(bundle, intra_threads=args.threads, precision=args.precision)
     host = Host(engine, session, args.cache or host_cache_dir(),
                 host=args.host, port=args.port, bundle_name=engine.bundle.manifest.get("name", ""))
     host.take_listeners += links
@@ -52,6 +53,8 @@ def register(sub) -> None:
     serve.add_argument("--session", type=Path, help="session folder (takes, instances)")
     serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    serve.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs")
     add_daw_arguments(serve)
     serve.set_defaults(func=_serve)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sideman.plugin_host.bundle import PRECISIONS
+
 
 def _presets(args: argparse.Namespace) -> int:
     from sideman.models.presets import table
@@ -25,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
     out = export_bundle(args.out, load_autoencoder(args.autoencoder), load_dit(args.dit),
                         HouseClap.load(args.clap) if args.clap else None,
                         ClapBridge.load(args.bridge) if args.bridge else None,
-                        name=args.name, fp16=args.fp16, check=not args.no_check,
+                        name=args.name, fp16=args.fp16, int8=args.int8, check=not args.no_check,
                         decode_mode=args.decode_mode, decode_steps=args.decode_steps,
                         training={"autoencoder": str(args.autoencoder), "dit": str(args.dit),
                                   "clap": str(args.clap or ""), "bridge": str(args.bridge or "")})
@@ -64,7 +66,7 @@ def _generate(args: argparse.Namespace) -> int:
     from sideman.plugin_host.engine import Controls, OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
 
-    engine = OnnxEngine(args.bundle or default_bundle(), intra_threads=args.threads)
+    engine = OnnxEngine(args.bundle or default_bundle(), intra_threads=args.threads, precision=args.precision)
     context = _read_context(args.context) if args.context else None
     seconds = args.seconds or (context.shape[1] / engine.sample_rate if context is not None else 10.0)
     settings = GenerationSettings(
@@ -99,6 +101,8 @@ def register(sub) -> None:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--name", default="sideman")
     export.add_argument("--fp16", action="store_true", help="also write fp16 variants for GPUs")
+    export.add_argument("--int8", action="store_true",
+                        help="also write int8 variants for CPUs (dynamic quantisation; `generate --precision int8`)")
     export.add_argument("--decode-steps", type=int, default=2, choices=(1, 2),
                         help="the engine's decoding steps (2: M2L2's two-step decoding)")
     export.add_argument("--decode-mode", default="sequential", choices=("sequential", "parallel"),
@@ -123,5 +127,7 @@ def register(sub) -> None:
     gen.add_argument("--loop", action="store_true", help="make the stem loop seamlessly")
     gen.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
     gen.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    gen.add_argument("--precision", default="auto", choices=PRECISIONS,
+                     help="model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs")
     gen.add_argument("-o", "--output", type=Path, required=True)
     gen.set_defaults(func=_generate)
