@@ -14,8 +14,9 @@ embedded default when it exists):
 - the work of each part in GFLOP (counted by torch's FlopCounterMode) and the fastest the
   pipeline could be on this machine at 100% of the fp32 matmul throughput;
 - 5-step consistency vs 30-step EDM Heun (59 evaluations) for the DiT;
-- peak resident memory of the engine process (VmHWM; it never imports torch);
-- with --int8, the same pipeline with the int8 variants (dynamic quantisation).
+- the memory each engine takes (the process never imports torch);
+- with --int8, the same pipeline with the int8 variants (dynamic quantisation), the fp32 and
+  int8 engines timed in turns in one process (this machine's speed drifts by up to 1.6x).
 """
 from __future__ import annotations
 
@@ -51,37 +52,57 @@ CHILD = textwrap.dedent("""
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
     from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents
-    bundle, threads, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    e = OnnxEngine(bundle, intra_threads=threads, precision=precision)
+    bundle, threads, precisions = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+    def rss_mb(key):
+        status = open("/proc/self/status").read()
+        return int(status.split(key + ":")[1].split()[0]) / 1024
     rng = np.random.default_rng(0)
     ctx = (0.1 * rng.standard_normal((2, 480000))).astype(np.float32)
     s = GenerationSettings(prompt="warm upright bass", seed=1)
-    e.generate(ctx, 10.0, s)                                # warm-up at the timed shapes
-    def best(fn, reps=2):
-        times = []
+    x, c = rng.standard_normal((2, 1, 64, 117)).astype(np.float32)   # DiT inputs as PyTorch's
+    clap_in = rng.standard_normal((1, 512)).astype(np.float32)
+    engines, t = {}, {}
+    for p in precisions:  # each engine warmed up at the timed shapes; its memory is the growth
+        before = rss_mb("VmRSS")
+        e = engines[p] = OnnxEngine(bundle, intra_threads=threads, precision=p)
+        e.generate(ctx, 10.0, s)
+        t[p] = {"memory_mb": rss_mb("VmRSS") - before, "decode_setting": f"{e.decode_mode}, {e.decode_steps} step(s)"}
+    def timed(name, make, reps=3):
+        # the engines take turns, so a machine whose speed drifts treats them alike
+        fns = {p: make(e) for p, e in engines.items()}
+        for p, fn in fns.items():
+            fn()
         for _ in range(reps):
-            t0 = time.perf_counter(); out = fn(); times.append(time.perf_counter() - t0)
-        return min(times), out
-    t = {}
-    t["encode"], lat = best(lambda: e.codec.encode(ctx[None]))
-    t["clap_bridge"], clap = best(lambda: e.clap_condition("warm upright bass", None, 1))
-    f = GuidedConsistency(e._step, lat, clap, 1.25, 1.25, lat.shape[1:], e.clap_dim)
-    t["dit_step"], _ = best(lambda: f(lat, 2.0), 3)
-    t["dit_5_steps"], z = best(lambda: sample_latents(f, lat.shape, SamplerSettings(steps=5),
-                                                      np.random.default_rng(0)))
-    t["decode"], _ = best(lambda: e.codec.decode(z, 480000, steps=e.decode_steps, mode=e.decode_mode))
-    t["decode_parallel_1"], _ = best(lambda: e.codec.decode(z, 480000, steps=1, mode="parallel"))
-    t["pipeline"], _ = best(lambda: e.generate(ctx, 10.0, s))
-    t["decode_setting"] = f"{e.decode_mode}, {e.decode_steps} step(s)"
-    status = open("/proc/self/status").read()   # VmHWM: this process's own peak (ru_maxrss
-    t["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024  # counts the parent)
-    t["torch_imported"] = "torch" in sys.modules
+            for p, fn in fns.items():
+                t0 = time.perf_counter(); fn(); dt = time.perf_counter() - t0
+                t[p][name] = min(dt, t[p].get(name, dt))
+    def dit_step(e):
+        g = GuidedConsistency(e._step, c, clap_in, 1.25, 1.25, x.shape[1:], e.clap_dim)
+        return lambda: g(x, 2.0)
+    timed("dit_step", dit_step, 5)
+    timed("encode", lambda e: lambda: e.codec.encode(ctx[None]))
+    timed("clap_bridge", lambda e: lambda: e.clap_condition("warm upright bass", None, 1))
+    lat = {p: e.codec.encode(ctx[None]) for p, e in engines.items()}
+    clap = {p: e.clap_condition("warm upright bass", None, 1) for p, e in engines.items()}
+    def five_steps(e):
+        p = next(k for k, v in engines.items() if v is e)
+        f = GuidedConsistency(e._step, lat[p], clap[p], 1.25, 1.25, lat[p].shape[1:], e.clap_dim)
+        return lambda: sample_latents(f, lat[p].shape, SamplerSettings(steps=5), np.random.default_rng(0))
+    timed("dit_5_steps", five_steps, 2)
+    z = rng.standard_normal(lat[precisions[0]].shape).astype(np.float32)
+    timed("decode", lambda e: lambda: e.codec.decode(z, 480000, steps=e.decode_steps, mode=e.decode_mode), 2)
+    timed("decode_parallel_1", lambda e: lambda: e.codec.decode(z, 480000, steps=1, mode="parallel"), 2)
+    timed("pipeline", lambda e: lambda: e.generate(ctx, 10.0, s), 3)
+    for p in precisions:
+        t[p]["peak_rss_mb"] = rss_mb("VmHWM")  # the process's own peak (ru_maxrss counts the parent's)
+        t[p]["torch_imported"] = "torch" in sys.modules
     print(json.dumps(t))
 """)
 
 
-def engine_figures(bundle: Path, threads: int, precision: str = "auto") -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(threads), precision],
+def engine_figures(bundle: Path, threads: int, precisions: tuple[str, ...] = ("auto",)) -> dict:
+    """precision -> figures, timed in one torch-free process where the engines take turns."""
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(threads), ",".join(precisions)],
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
@@ -94,9 +115,11 @@ def report(name: str, t: dict) -> None:
                         ("decode", f"decode ({t['decode_setting']})"), ("decode_parallel_1", "decode (parallel, 1 step)"),
                         ("pipeline", "pipeline")):
         print(f"  {label:<34} {t[part]:8.3f} s   RTF {t[part] / SECONDS:.3f}")
-    print(f"  one DiT step (2 passes) {t['dit_step'] * 1e3:.0f} ms; EDM Heun 30 steps = 59 steps "
+    print(f"  one DiT step (2 passes) {t['dit_step'] * 1e3:.0f} ms alone, {t['dit_5_steps'] / 5 * 1e3:.0f} ms "
+          f"within 5-step sampling; EDM Heun 30 steps = 59 steps "
           f"~ {59 * t['dit_step']:.1f} s vs 5 consistency steps {t['dit_5_steps']:.2f} s")
-    print(f"  peak RSS of the engine process {t['peak_rss_mb']:.0f} MB (torch imported: {t['torch_imported']})")
+    print(f"  memory of the engine {t['memory_mb']:.0f} MB (process peak {t['peak_rss_mb']:.0f} MB; "
+          f"torch imported: {t['torch_imported']})")
 
 
 def counted_gflop(fn) -> float:
@@ -181,7 +204,8 @@ def main() -> None:
                                decode_steps=args.decode_steps)
         print(f"exported the paper-size bundle in {time.perf_counter() - t0:.0f} s "
               f"({sum(p.stat().st_size for p in bundle.iterdir()) / 1e6:.0f} MB)")
-        figures = engine_figures(bundle, args.threads, "fp32")
+        runs = engine_figures(bundle, args.threads, ("fp32", "int8") if args.int8 else ("fp32",))
+        figures = runs["fp32"]
         onnx_time = figures["dit_step"]  # measured in the torch-free engine process
         print("\nDiT step, paper preset, 117 frames, guidance pair (2 passes), fp32 CPU:")
         print(f"  PyTorch eager {eager * 1e3:.0f} ms ({flops / eager / 1e9:.1f} GFLOP/s), "
@@ -194,17 +218,17 @@ def main() -> None:
         report(name + ", fp32", figures)
         flop_table(work, peak, figures)
         if args.int8:
-            q = engine_figures(bundle, args.threads, "int8")
-            report(name + ", int8 variants", q)
-            print(f"  int8 vs fp32: DiT step {figures['dit_step'] / q['dit_step']:.2f}x, encode "
-                  f"{figures['encode'] / q['encode']:.2f}x, decode {figures['decode'] / q['decode']:.2f}x, "
-                  f"pipeline {figures['pipeline'] / q['pipeline']:.2f}x")
+            q = runs["int8"]
+            report(name + ", int8 variants (timed in turns with fp32)", q)
+            print(f"  int8 vs fp32: DiT step {figures['dit_step'] / q['dit_step']:.2f}x (PyTorch eager fp32 "
+                  f"{eager / q['dit_step']:.2f}x), encode {figures['encode'] / q['encode']:.2f}x, decode "
+                  f"{figures['decode'] / q['decode']:.2f}x, pipeline {figures['pipeline'] / q['pipeline']:.2f}x")
     default = args.bundle
     if default is None:
         from sideman.defaults import EMBEDDED_BUNDLE
         default = EMBEDDED_BUNDLE if (EMBEDDED_BUNDLE / "manifest.json").is_file() else None
     if default is not None:
-        report(f"bundle {default}", engine_figures(default, args.threads))
+        report(f"bundle {default}", engine_figures(default, args.threads)["auto"])
     else:
         print("\n(no embedded default bundle yet: pass --bundle DIR to time one)")
 

@@ -126,6 +126,7 @@ class Bundle:
                 raise BundleError(f"this bundle has no '{part}' model")
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as audio code does
             if self.intra_threads:
                 options.intra_op_num_threads = self.intra_threads
             path = self.root / self.manifest["files"][self.variant(part)]["path"]
