@@ -68,31 +68,35 @@ CHILD = textwrap.dedent("""
         e.generate(ctx, 10.0, s)
         t[p] = {"memory_mb": rss_mb("VmRSS") - before, "decode_setting": f"{e.decode_mode}, {e.decode_steps} step(s)"}
     def timed(name, make, reps=3):
-        # the engines take turns, so a machine whose speed drifts treats them alike
-        fns = {p: make(e) for p, e in engines.items()}
+        # make(precision) -> the call to time; the engines take turns, so a machine whose speed
+        # drifts treats them alike
+        fns = {p: make(p) for p in engines}
         for p, fn in fns.items():
             fn()
         for _ in range(reps):
             for p, fn in fns.items():
                 t0 = time.perf_counter(); fn(); dt = time.perf_counter() - t0
                 t[p][name] = min(dt, t[p].get(name, dt))
-    def dit_step(e):
+    def dit_step(p):
+        e = engines[p]
         g = GuidedConsistency(e._step, c, clap_in, 1.25, 1.25, x.shape[1:], e.clap_dim)
         return lambda: g(x, 2.0)
     timed("dit_step", dit_step, 5)
-    timed("encode", lambda e: lambda: e.codec.encode(ctx[None]))
-    timed("clap_bridge", lambda e: lambda: e.clap_condition("warm upright bass", None, 1))
-    lat = {p: e.codec.encode(ctx[None]) for p, e in engines.items()}
-    clap = {p: e.clap_condition("warm upright bass", None, 1) for p, e in engines.items()}
-    def five_steps(e):
-        p = next(k for k, v in engines.items() if v is e)
-        f = GuidedConsistency(e._step, lat[p], clap[p], 1.25, 1.25, lat[p].shape[1:], e.clap_dim)
-        return lambda: sample_latents(f, lat[p].shape, SamplerSettings(steps=5), np.random.default_rng(0))
+    timed("encode", lambda p: lambda: engines[p].codec.encode(ctx[None]))
+    timed("clap_bridge", lambda p: lambda: engines[p].clap_condition("warm upright bass", None, 1))
+    def five_steps(p):
+        e = engines[p]
+        lat, clap = e.codec.encode(ctx[None]), e.clap_condition("warm upright bass", None, 1)
+        f = GuidedConsistency(e._step, lat, clap, 1.25, 1.25, lat.shape[1:], e.clap_dim)
+        return lambda: sample_latents(f, lat.shape, SamplerSettings(steps=5), np.random.default_rng(0))
     timed("dit_5_steps", five_steps, 2)
-    z = rng.standard_normal(lat[precisions[0]].shape).astype(np.float32)
-    timed("decode", lambda e: lambda: e.codec.decode(z, 480000, steps=e.decode_steps, mode=e.decode_mode), 2)
-    timed("decode_parallel_1", lambda e: lambda: e.codec.decode(z, 480000, steps=1, mode="parallel"), 2)
-    timed("pipeline", lambda e: lambda: e.generate(ctx, 10.0, s), 3)
+    z = rng.standard_normal(engines[precisions[0]].codec.encode(ctx[None]).shape).astype(np.float32)
+    def decode(p, steps=None, mode=None):
+        e = engines[p]
+        return lambda: e.codec.decode(z, 480000, steps=steps or e.decode_steps, mode=mode or e.decode_mode)
+    timed("decode", decode, 2)
+    timed("decode_parallel_1", lambda p: decode(p, 1, "parallel"), 2)
+    timed("pipeline", lambda p: lambda: engines[p].generate(ctx, 10.0, s), 3)
     for p in precisions:
         t[p]["peak_rss_mb"] = rss_mb("VmHWM")  # the process's own peak (ru_maxrss counts the parent's)
         t[p]["torch_imported"] = "torch" in sys.modules

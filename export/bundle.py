@@ -76,20 +76,21 @@ def _parity_inputs(name: str, args: tuple) -> tuple:
     return args
 
 
-def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: dict, int8: bool) -> None:
+def _check(name: str, spec, path: Path, errors: dict, tolerance: float = PARITY_TOL, rms: bool = False) -> None:
+    """Parity of `path` against the PyTorch module of `spec` on its example inputs and on inputs
+    of another size; the larger error goes into `errors[name]`."""
+    module, args, ins = spec[:3]
+    errors[name] = max(check_parity(module, path, args, ins, tolerance, rms),
+                       check_parity(module, path, _parity_inputs(name.removesuffix("_int8"), args), ins,
+                                    tolerance, rms))
+
+
+def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: dict) -> None:
     module, args, ins, outs, axes = spec
     path = export_module(module, args, root / f"{name}.onnx", ins, outs, axes)
     if check:
-        errors[name] = max(check_parity(module, path, args, ins),
-                           check_parity(module, path, _parity_inputs(name, args), ins))
+        _check(name, spec, path, errors)
     parts_out[name] = path
-    if int8 and name in HEAVY_PARTS:
-        quantized = to_int8(path, root / f"{name}_int8.onnx")
-        if check:
-            errors[f"{name}_int8"] = max(check_parity(module, quantized, args, ins, INT8_PARITY_TOL, rms=True),
-                                         check_parity(module, quantized, _parity_inputs(name, args), ins,
-                                                      INT8_PARITY_TOL, rms=True))
-        parts_out[f"{name}_int8"] = quantized
 
 
 def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Module,
@@ -126,21 +127,26 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
     try:
         files: dict[str, Path] = {}
         errors: dict[str, float] = {}
-        for part, spec in autoencoder_parts.parts(autoencoder.eval()).items():
-            _export(files, part, spec, tmp, check, errors, int8)
-        step = dit_step.GuidedStep(dit.eval())
-        _export(files, "dit_step", (step, dit_step.example_inputs(dit.net.cfg.latent_channels, dit.net.cfg.clap_dim),
-                                    dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES), tmp, check, errors, int8)
+        heavy = dict(autoencoder_parts.parts(autoencoder.eval()))
+        heavy["dit_step"] = (dit_step.GuidedStep(dit.eval()),
+                             dit_step.example_inputs(dit.net.cfg.latent_channels, dit.net.cfg.clap_dim),
+                             dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES)
+        for part, spec in heavy.items():
+            _export(files, part, spec, tmp, check, errors)
         if clap is not None:
             for part, spec in clap_parts.parts(clap.eval()).items():
-                _export(files, part, spec, tmp, check, errors, int8)
+                _export(files, part, spec, tmp, check, errors)
         if bridge is not None:
-            _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors, int8)
+            _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors)
             np.savez(tmp / "bridge_norm.npz", mean=bridge.mean.numpy(), std=bridge.std.numpy())
             files["bridge_norm"] = tmp / "bridge_norm.npz"
-        if fp16:
-            for part in [p for p in files if p in HEAVY_PARTS]:
+        for part in HEAVY_PARTS:
+            if fp16:
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
+            if int8:
+                files[f"{part}_int8"] = to_int8(files[part], tmp / f"{part}_int8.onnx")
+                if check:
+                    _check(f"{part}_int8", heavy[part], files[f"{part}_int8"], errors, INT8_PARITY_TOL, rms=True)
         manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training,
                              {"decode_mode": decode_mode, "decode_steps": decode_steps})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))

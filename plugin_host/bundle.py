@@ -29,6 +29,7 @@ PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audi
 REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISION_HELP = "model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs"
 
 
 class BundleError(RuntimeError):

@@ -9,10 +9,10 @@
 # Exit 0 when every check passes. Needs: ardour7-lua (apt-get install ardour), the plugin built
 # by scripts/build-plugin.sh, and the sideman package in $PYTHON (default: .venv/bin/python if
 # present, else python3).
-#   BUILD_DIR            the plugin build folder (default build/plugin), e.g. an ASan build
+#   BUILD_DIR            the plugin build folder (default build/plugin)
 #   SIDEMAN_E2E_WRAP     a command put before Ardour's luasession binary, split on spaces (no
-#                        quoting), e.g. "gdb -batch -x CMDFILE --args" or "valgrind --error-exitcode=9";
-#                        LD_PRELOAD and ASAN_OPTIONS pass through to it
+#                        quoting), e.g. "gdb -batch -x CMDFILE --args" or "valgrind --log-file=F"
+#                        (docs/daw.md: what valgrind found)
 #   SIDEMAN_E2E_TIMEOUT  seconds Ardour may run (default 300)
 #   SIDEMAN_E2E_ATTEMPTS how many times to run when Ardour itself crashes (default 3). Ardour 7.3's
 #                        export corrupts its heap in some runs on a loaded machine (abort or
@@ -76,7 +76,7 @@ attempt() {
     echo "attempt $1: folder $A, host pid $HOST_PID on udp port $port"
 
     # ardour7-lua reads Ardour's VST3 cache but does not scan: run Ardour's scanner once. What
-    # counts is the cache file it writes (under ASan the scanner can hang in p11-kit's exit
+    # counts is the cache file it writes (under a wrapper the scanner can hang in an exit
     # handler after writing it, hence the timeout).
     if [ "$PTYPE" = VST3 ]; then
         HOME="$A/home" LD_LIBRARY_PATH=/usr/lib/ardour7 timeout 120 ${SIDEMAN_E2E_WRAP:-} \

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from sideman.plugin_host.bundle import PRECISIONS
+from sideman.plugin_host.bundle import PRECISION_HELP, PRECISIONS
 from sideman.plugin_host.daw import add_arguments as add_daw_arguments
 
 
@@ -54,7 +54,7 @@ def register(sub) -> None:
     serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     serve.add_argument("--precision", default="auto", choices=PRECISIONS,
-                       help="model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs")
+                       help=PRECISION_HELP)
     add_daw_arguments(serve)
     serve.set_defaults(func=_serve)
 

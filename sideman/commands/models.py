@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sideman.plugin_host.bundle import PRECISIONS
+from sideman.plugin_host.bundle import PRECISION_HELP, PRECISIONS
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -128,6 +128,6 @@ def register(sub) -> None:
     gen.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
     gen.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     gen.add_argument("--precision", default="auto", choices=PRECISIONS,
-                     help="model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs")
+                     help=PRECISION_HELP)
     gen.add_argument("-o", "--output", type=Path, required=True)
     gen.set_defaults(func=_generate)
