@@ -141,6 +141,16 @@ class OnnxEngine:
 
     # ------------------------------------------------------------------ generation
 
+    def reconstruct(self, audio: np.ndarray, seed: int = 0) -> np.ndarray:
+        """(2, N) or (N,) 48 kHz audio through the autoencoder alone: encoded, then decoded
+        with the bundle's decoding steps and mode (noise seeded by `seed`); (2, N)."""
+        n = np.asarray(audio).shape[-1]
+        if n <= 0:
+            raise ValueError("audio is empty")
+        latents = self.codec.encode(_fit(audio, n)[None])
+        return self.codec.decode(latents, length=n, steps=self.decode_steps,
+                                 rng=np.random.default_rng(seed), mode=self.decode_mode)[0]
+
     def generate(self, context: np.ndarray | None, seconds: float, settings: GenerationSettings,
                  progress: Progress | None = None, controls: Controls = Controls()) -> np.ndarray:
         """A stem (2, round(seconds * 48000)) fitting `context` (2, N) or None."""

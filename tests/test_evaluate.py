@@ -18,6 +18,7 @@ from sideman.training.eval_report import METRICS, is_number, read_csv
 SEED = 3
 TINY = ["--preset", "tiny", "--seconds", "2", "--steps", "2", "--threads", "1", "--seed", str(SEED)]
 BOUND_LABELS = ["real", "white noise", "random pairing"]
+CEILING_LABELS = [ev.CODEC_LABEL] + BOUND_LABELS  # with bounds: the codec row, then the bounds
 
 
 @pytest.fixture(autouse=True)
@@ -101,11 +102,11 @@ def api_run(bundle, dataset, out, settings=("ctx+clap_b",), seed=SEED, **kw):
 def test_report_has_every_row_and_column(full_run):
     out, stdout = full_run
     rows = read_csv(out / "report.csv")
-    assert [r["inputs"] for r in rows] == list(ev.SETTINGS) + BOUND_LABELS
+    assert [r["inputs"] for r in rows] == list(ev.SETTINGS) + CEILING_LABELS
     assert list(rows[0]) == ["inputs", "variant", "setting"] + [f"{m}_{s}" for m in METRICS
                                                                 for s in ("mean", "std")]
     for row in rows:
-        with_context = row["setting"] in ev.BOUNDS or ev.SETTINGS[row["setting"]].context
+        with_context = row["setting"] in (*ev.BOUNDS, ev.CODEC) or ev.SETTINGS[row["setting"]].context
         for m in METRICS:
             applies = (m != "apa" or with_context) and not (m == "cs_aa" and row["setting"] == "real")
             assert is_number(row[f"{m}_mean"]) == applies and is_number(row[f"{m}_std"]) == applies, (row, m)
@@ -115,7 +116,7 @@ def test_report_has_every_row_and_column(full_run):
             assert 0 <= float(row["apa_mean"]) <= 1
     markdown = (out / "report.md").read_text()
     assert "| inputs | KD | FAD | Cov | Den | APA | CS_AA | CS_TA |" in markdown
-    assert all(f"| {label} |" in markdown for label in list(ev.SETTINGS) + BOUND_LABELS)
+    assert all(f"| {label} |" in markdown for label in list(ev.SETTINGS) + CEILING_LABELS)
     assert "| inputs | KD" in stdout
     results = json.loads((out / "results.json").read_text())
     assert all(len(r["metrics"]["fad"]["batches"]) == ev.PRESETS["tiny"].n_batches for r in results["rows"])

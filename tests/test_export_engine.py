@@ -124,6 +124,26 @@ def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, monke
     assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
 
 
+
+def test_reconstruct_is_the_pytorch_round_trip(engine, models, monkeypatch):
+    """engine.reconstruct = the torch autoencoder's encode + decode (bundle's steps and mode)
+    when torch draws its decoding noise from the same seeded numpy stream."""
+    ae = models["autoencoder"]
+    audio = (0.2 * np.random.default_rng(6).standard_normal((2, 30000))).astype(np.float32)
+    stream = np.random.default_rng(11)
+    monkeypatch.setattr(torch, "randn", lambda shape, **k: torch.from_numpy(
+        stream.standard_normal(tuple(shape), dtype=np.float32)))
+    with torch.no_grad():
+        ref = ae.decode(ae.encode(torch.from_numpy(audio[None])), length=30000, steps=engine.decode_steps,
+                        mode=engine.decode_mode)[0].numpy()
+    ours = engine.reconstruct(audio, seed=11)
+    assert ours.shape == audio.shape == ref.shape
+    assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+    assert not np.allclose(engine.reconstruct(audio, seed=12), ours)  # the seed is the noise
+    assert np.array_equal(engine.reconstruct(audio[0], seed=11), engine.reconstruct(audio[[0, 0]], seed=11))
+    with pytest.raises(ValueError, match="empty"):
+        engine.reconstruct(np.zeros((2, 0), np.float32))
+
 def test_clap_towers_match_the_house_embedder(engine, models):
     embedder = HouseClapEmbedder(models["clap"])
     texts = ["warm upright bass", "a bright staccato synth lead"]

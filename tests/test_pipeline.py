@@ -43,6 +43,7 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     assert speed["rtf"] == pytest.approx(speed["wall_s"] / speed["seconds"], abs=1e-4)  # both rounded
     control = records["eval"]["summary"]["text_control"]
     assert 0.0 <= control["clap_t"]["accuracy"] <= 1.0 and control["probes"] >= 1
+    assert 0.0 <= control["codec"]["accuracy"] <= 1.0 and "| real via codec |" in report
 
     # A rerun skips every stage; a changed recipe is refused, whole or per stage.
     again = []

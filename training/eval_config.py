@@ -11,7 +11,7 @@ from typing import Sequence
 
 SAMPLE_RATE = 48_000
 CANDIDATE_EPOCH, REFERENCE_EPOCH, RANDOM_EPOCH = 0, 1, 2
-TAG_GENERATE, TAG_NOISE, TAG_RANDOM, TAG_ANTI, TAG_KD = 1, 2, 3, 4, 5
+TAG_GENERATE, TAG_NOISE, TAG_RANDOM, TAG_ANTI, TAG_KD, TAG_CODEC = 1, 2, 3, 4, 5, 6
 REF_CHUNK = 250  # reference pairs per cache file
 NOISE_LEVEL = 0.1  # std of the white noise before loudness matching
 
@@ -47,6 +47,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("clap_a*", False, "bridge_uncond", "clap_a*"),
 )}
 BOUNDS = {"real": "real", "noise": "white noise", "random": "random pairing"}
+CODEC = "codec"  # per-variant ceiling row: the real target stems through the bundle's autoencoder
+CODEC_LABEL = "real via codec"
 LEGEND = (
     "Inputs: ctx = the context mix; clap_a = audio CLAP of another segment of the target stem; "
     "clap_t = raw text CLAP of its caption; clap_b = that text through the bridge (CLAP_B); "
@@ -54,6 +56,8 @@ LEGEND = (
     "Bounds: real = the real target stems; white noise at their loudness; random pairing = "
     "target stems of other songs. APA places each context + stem mix between the reference "
     "pairs' real mixes (1) and their mixes with stems of other songs (0).",
+    "real via codec = the real target stems encoded and decoded by the bundle's autoencoder "
+    "(its own decoding steps and mode): the best any generation through that codec can score.",
 )
 PARTS_FOR_CLAP = {"audio": ("clap_audio",), "text": ("clap_text",),
                   "bridge": ("clap_text", "bridge_step"), "bridge_uncond": ("bridge_step",)}
@@ -201,8 +205,12 @@ class Row:
         return self.variant is None
 
     @property
+    def is_codec(self) -> bool:
+        return self.setting == CODEC
+
+    @property
     def has_context(self) -> bool:
-        return self.is_bound or SETTINGS[self.setting].context
+        return self.is_bound or self.is_codec or SETTINGS[self.setting].context
 
 
 def _slug(setting: str) -> str:
@@ -210,14 +218,16 @@ def _slug(setting: str) -> str:
 
 
 def build_rows(variants: Sequence[Variant], settings: Sequence[str], bounds: bool) -> list[Row]:
-    """Rows in table order: each variant's settings (its own or `settings`), then bounds.
+    """Rows in table order: each variant's settings (its own or `settings`), then, with
+    `bounds`, each variant's codec ceiling and the bounds.
 
     With several variants labels read 'NAME: setting'."""
     rows = []
+    named = (lambda v, s: f"{v.name}: {s}") if len(variants) > 1 else (lambda v, s: s)
     for v in variants:
         for s in v.settings or settings:
-            label = f"{v.name}: {s}" if len(variants) > 1 else s
-            rows.append(Row(f"{v.name}/{_slug(s)}", label, s, v))
+            rows.append(Row(f"{v.name}/{_slug(s)}", named(v, s), s, v))
     if bounds:
+        rows += [Row(f"{v.name}/{CODEC}", named(v, CODEC_LABEL), CODEC, v) for v in variants]
         rows += [Row(f"bounds/{b}", label, b) for b, label in BOUNDS.items()]
     return rows

@@ -82,10 +82,11 @@ def distribution_scores(refs: References, emb: np.ndarray, proto: Protocol, seed
 
 def clap_part(row: Row, emb: np.ndarray, gt: dict) -> dict[str, float]:
     """CS_AA and CS_TA of candidates (B, D) with the row's ground truth (bounds: the
-    target stem and its caption; the real bound has no CS_AA)."""
+    target stem and its caption; the real bound has no CS_AA; the codec row's CS_AA is the
+    similarity of each reconstruction to its original)."""
     if row.setting == "real":
         return {"cs_ta": clap_score(emb, gt["caption_text"])}
-    setting = "ctx" if row.is_bound else SETTINGS[row.setting].ground_truth
+    setting = "ctx" if row.is_bound or row.is_codec else SETTINGS[row.setting].ground_truth
     return clap_scores(emb, setting, gt["target_audio"], gt["caption_text"],
                        gt["clap_audio"], gt["caption_text"])
 

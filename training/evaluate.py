@@ -38,6 +38,10 @@ Per batch of candidates and then mean +- std (ddof 0) over the batches, as the p
 
 Bounds, computed the same way on the same candidate pairs:
 
+- 'real via codec' (one row per variant): the real target stems encoded and decoded by
+  the variant's autoencoder with its bundle's decoding settings, the ceiling its codec
+  sets on every generated row (CS_AA: each reconstruction against its original);
+
 - 'real': the real target stems as candidates (CS_AA is left out, as in the paper: it
   would compare a stem with itself);
 - 'noise': white noise at each target stem's loudness (BS.1770), mixed in for APA;
@@ -78,8 +82,8 @@ from sideman.training.apa import anti_reference_pairs, apa_from_distances, build
 from sideman.training.distribution_metrics import mean_over_batches
 from sideman.training.eval_report import Report, RowResult
 from sideman.training.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
-    BOUNDS, CANDIDATE_EPOCH, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH, SAMPLE_RATE, SETTINGS,
-    TAG_ANTI, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig, Protocol, Row, Setting, Variant,
+    BOUNDS, CANDIDATE_EPOCH, CODEC, CODEC_LABEL, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH,
+    SAMPLE_RATE, SETTINGS, TAG_ANTI, TAG_CODEC, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig, Protocol, Row, Setting, Variant,
     build_rows, load_variants, missing_parts, parse_settings, parse_variant)
 from sideman.training.eval_engines import (  # noqa: F401
     EngineClapEmbedder, Engines, Workspace, clap_condition, derive_seed, metric_embedder, rng_for, white_noise)
@@ -286,6 +290,8 @@ class Evaluation:
             return white_noise(pair.target, derive_seed(self.cfg.seed, TAG_NOISE, g)), 0.0
         if row.setting == "random":
             return self.other_song_stem(pair, g), 0.0
+        if row.is_codec:
+            return self.reconstruct(row.variant, pair, g)
         return self.generate(row.variant, SETTINGS[row.setting], pair, g)
 
     def other_song_stem(self, pair, g: int, tries: int = 64) -> np.ndarray:
@@ -315,6 +321,15 @@ class Evaluation:
                               lambda caption: self.engines.text_embedding(variant.bundle, caption))
         stem = engine.generate(pair.context if setting.context else None, n / SAMPLE_RATE, settings,
                                controls=Controls(clap_embedding=clap))
+        return stem, time.perf_counter() - start
+
+    def reconstruct(self, variant: Variant, pair, g: int) -> tuple[np.ndarray, float]:
+        """Item g's real target stem encoded and decoded by the variant's autoencoder, with
+        the bundle's decoding steps and mode; (stem (2, N), wall seconds)."""
+        n = pair.target.shape[-1]
+        engine = self.engines.warm(variant.bundle, variant.steps, n / SAMPLE_RATE)
+        start = time.perf_counter()
+        stem = engine.reconstruct(pair.target, seed=derive_seed(self.cfg.seed, TAG_CODEC, g))
         return stem, time.perf_counter() - start
 
     # ---------------------------------------------------------- metrics

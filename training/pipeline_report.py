@@ -60,7 +60,8 @@ def write_report(root: Path, records: dict[str, dict]) -> Path:
     lines += ["", "## Text control", "",
               f"Retrieval of the generated stem's house-CLAP audio embedding among the role prompts "
               f"({control['probes']} probes, {control['steps']} steps); 'real stems' is the same "
-              f"retrieval on the real stems.", "", text_control_markdown(control)]
+              f"retrieval on the real stems, 'real via codec' on those stems encoded and decoded by the "
+              f"bundle's autoencoder (the ceiling the codec sets).", "", text_control_markdown(control)]
     curves = [p.relative_to(root) for p in sorted(root.glob("*/**/loss.png"))]
     if curves:
         lines += ["", "## Loss curves", ""] + [f"![{p.parent}]({p})" for p in curves]

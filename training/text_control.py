@@ -6,7 +6,8 @@ where the role's stem is loudest, and the bundle generates a stem from the conte
 the role's prompt (:data:`ROLE_PROMPTS`). The generated stem's house-CLAP audio embedding
 is then compared with the text embeddings of all the role prompts; the check passes when
 the prompted role is the nearest. The same retrieval on the real stems of those windows
-is the reference point (what the CLAP itself can tell apart).
+is the reference point (what the CLAP itself can tell apart), and on those stems encoded
+and decoded by the bundle's autoencoder the ceiling its codec sets (``codec``).
 
 Two conditionings are checked: ``clap_t`` (the raw text embedding, the paper's CLAP_T)
 and ``clap_b`` (the text through the bridge, what the plugin does with a prompt).
@@ -91,7 +92,7 @@ def text_control(engine, data_dir: str | Path, out_dir: str | Path | None = None
                  seed: int = 0, validation_fraction: float = 0.1, progress: bool = True) -> dict:
     """Run the check with an :class:`~sideman.plugin_host.engine.OnnxEngine`; returns
     (and writes ``out_dir/text_control.json``) the accuracy overall and per role for
-    ``real`` stems, ``clap_t`` and ``clap_b`` generations."""
+    ``real`` stems, their ``codec`` reconstructions, ``clap_t`` and ``clap_b`` generations."""
     from sideman.plugin_host.engine_api import GenerationSettings
     from sideman.plugin_host.engine import Controls
 
@@ -103,14 +104,15 @@ def text_control(engine, data_dir: str | Path, out_dir: str | Path | None = None
         raise ValueError(f"no {split} song of {data_dir} has two stems and {seconds} s of audio")
     prompt_emb = engine.embed_text([ROLE_PROMPTS[r] for r in ROLES])
     conditionings = ["clap_t"] + (["clap_b"] if engine.bundle.has("bridge_step") else [])
-    real, generated = [], {c: [] for c in conditionings}
-    bar = tqdm(total=len(chosen) * (1 + len(conditionings)), desc="text control", unit="stem",
+    real, codec, generated = [], [], {c: [] for c in conditionings}
+    bar = tqdm(total=len(chosen) * (2 + len(conditionings)), desc="text control", unit="stem",
                disable=not progress)
     for i, probe in enumerate(chosen):
         stems = {s.role: load_audio(s.path, probe.start, samples) for s in probe.song.stems}
         context = sum(a for r, a in stems.items() if r != probe.role)
         real.append(stems[probe.role])
-        bar.update()
+        codec.append(engine.reconstruct(stems[probe.role], seed=seed + i))
+        bar.update(2)
         text = prompt_emb[ROLES.index(probe.role)]
         for c in conditionings:
             clap = text if c == "clap_t" else engine.bridge(text, 1, seed + i)[0]
@@ -121,7 +123,8 @@ def text_control(engine, data_dir: str | Path, out_dir: str | Path | None = None
     bar.close()
     result = {"prompts": ROLE_PROMPTS, "probes": len(chosen), "seconds": seconds, "steps": steps,
               "split": split,
-              "real": _accuracy(chosen, nearest_role(engine.embed_audio(real), prompt_emb))}
+              "real": _accuracy(chosen, nearest_role(engine.embed_audio(real), prompt_emb)),
+              "codec": _accuracy(chosen, nearest_role(engine.embed_audio(codec), prompt_emb))}
     for c in conditionings:
         result[c] = _accuracy(chosen, nearest_role(engine.embed_audio(generated[c]), prompt_emb))
     if out_dir is not None:
@@ -135,7 +138,8 @@ def markdown(result: dict) -> str:
     """The check as a Markdown table (rows: real stems and each conditioning)."""
     roles = [r for r in ROLES if r in result["real"]["per_role"]]
     lines = ["| stems | all | " + " | ".join(roles) + " |", "|---|---|" + "---|" * len(roles)]
-    for key, label in (("real", "real stems"), ("clap_t", "ctx+CLAP_T"), ("clap_b", "ctx+CLAP_B")):
+    for key, label in (("real", "real stems"), ("codec", "real via codec"), ("clap_t", "ctx+CLAP_T"),
+                       ("clap_b", "ctx+CLAP_B")):
         if key in result:
             r = result[key]
             lines.append(f"| {label} | {r['accuracy']:.2f} | "
