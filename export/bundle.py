@@ -110,6 +110,8 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
     models.autoencoder.Autoencoder.decode. decode_steps: 2 (M2L2's two-step decoding) or 1.
 
     dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the autoencoder.
+    An autoencoder with an output equaliser (a non-zero `eq_db`, training.decoder_eq) puts it
+    in `decoder_eq.npz`, which the engine's codec applies.
     """
     if decode_steps not in (1, 2):
         raise ValueError(f"decode_steps must be 1 or 2, not {decode_steps}")
@@ -133,6 +135,9 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
                              dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES)
         for part, spec in heavy.items():
             _export(files, part, spec, tmp, check, errors)
+        if autoencoder.eq_db.abs().max() > 0:
+            np.savez(tmp / "decoder_eq.npz", eq_db=autoencoder.eq_db.numpy().astype(np.float32))
+            files["decoder_eq"] = tmp / "decoder_eq.npz"
         if clap is not None:
             for part, spec in clap_parts.parts(clap.eval()).items():
                 _export(files, part, spec, tmp, check, errors)

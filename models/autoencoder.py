@@ -33,6 +33,10 @@ Signal path (48 kHz stereo; ``N`` samples padded with zeros to whole chunks)::
   the window's first slot holds chunk ``k-1``'s first estimate re-noised to
   ``refine_sigma``; the same pass returns the refined chunk ``k-1`` (second step, no extra
   cost). One more pass refines the last chunk.
+- Output equaliser: a fixed gain per frequency bin (buffer ``eq_db``) on the decoded
+  spectrogram, measured after training by ``training.decoder_eq`` so that the decoded
+  audio's long-term spectrum matches the input's (a briefly trained consistency decoder
+  comes out 8-15 dB quiet, more in the mids); zero until measured.
 """
 from __future__ import annotations
 
@@ -285,6 +289,9 @@ class Autoencoder(nn.Module):
         self.bottleneck = Bottleneck(cfg.latent_bound)
         self.decoder = Decoder(cfg)
         self.cm = ConsistencyNet(cfg)
+        # Output equaliser (dB of linear amplitude per frequency bin), applied to the decoded
+        # spectrogram; measured after training (training.decoder_eq), zero = none.
+        self.register_buffer("eq_db", torch.zeros(cfg.bins))
         self.initialize()
 
     def initialize(self) -> None:
@@ -403,7 +410,13 @@ class Autoencoder(nn.Module):
         spec = (self._sample(feats, steps, generator, refine) if mode == "sequential"
                 else self._sample_parallel(feats, steps, generator, refine, chunk_batch))
         n = z.shape[-1] * cfg.latent_hop
-        return self.transform.inverse(spec, n if length is None else length)
+        return self.transform.inverse(self.equalize(spec), n if length is None else length)
+
+    def equalize(self, spec: Tensor) -> Tensor:
+        """The output equaliser on a compressed spectrogram ``(B, 4, bins, T)``: a gain of
+        ``eq_db`` dB on linear amplitude is ``alpha * eq_db`` dB on compressed amplitude."""
+        gain = torch.pow(10.0, self.eq_db.float() * (self.cfg.alpha / 20.0))
+        return spec * gain[:, None]
 
     def _sample(self, feats: Tensor, steps: int, generator: torch.Generator,
                 refine: float) -> Tensor:
@@ -515,5 +528,7 @@ def load_autoencoder(path: str | Path, device: str | torch.device = "cpu",
     else:
         raise ValueError(f"{path}: not an autoencoder checkpoint")
     model = Autoencoder(cfg)
+    weights = dict(weights)
+    weights.setdefault("eq_db", torch.zeros(cfg.bins))  # checkpoints from before the equaliser
     model.load_state_dict(weights)
     return model.to(device).eval()

@@ -56,9 +56,17 @@ class Codec:
     """encode/decode with three ONNX networks (see export.autoencoder_parts)."""
 
     def __init__(self, cfg: CodecConfig, encoder: Run, decoder: Run, denoiser: Run,
-                 chunk_batch: int = 32):
+                 chunk_batch: int = 32, eq_db: np.ndarray | None = None):
+        """eq_db: the output equaliser (bins,), dB on linear amplitude (see
+        models.autoencoder.Autoencoder.equalize); None for none."""
         self.cfg, self.encoder, self.decoder, self.denoiser = cfg, encoder, decoder, denoiser
         self.chunk_batch = chunk_batch
+        self.eq_gain = None
+        if eq_db is not None:
+            eq_db = np.asarray(eq_db, np.float32)
+            if eq_db.shape != (cfg.n_fft // 2,):
+                raise ValueError(f"eq_db must have {cfg.n_fft // 2} bins, not shape {eq_db.shape}")
+            self.eq_gain = np.power(10.0, eq_db * (cfg.alpha / 20.0)).astype(np.float32)[:, None]
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """(B, 2, N) -> (B, latent_dim, latent_frames(N)); zero-padded to whole chunks."""
@@ -90,6 +98,8 @@ class Codec:
                                 for i in range(0, latents.shape[-1], step)], axis=1)
         sample = self._sample if mode == "sequential" else self._sample_parallel
         spec = sample(feats, steps, lambda shape: rng.standard_normal(shape, dtype=np.float32))
+        if self.eq_gain is not None:
+            spec = spec * self.eq_gain
         n = latents.shape[-1] * cfg.latent_hop
         return ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, n if length is None else length)
 

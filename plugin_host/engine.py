@@ -53,9 +53,13 @@ class OnnxEngine:
             bundle, providers, intra_threads, precision=precision)
         man = self.bundle.manifest
         ae = man["autoencoder"]
+        eq_db = None
+        if self.bundle.has("decoder_eq"):  # bundles before the equaliser have none
+            with np.load(self.bundle.root / man["files"]["decoder_eq"]["path"]) as f:
+                eq_db = f["eq_db"]
         self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k not in ("decode_steps", "decode_mode")}),
                            self.bundle.runner("encoder"), self.bundle.runner("decoder"),
-                           self.bundle.runner("denoiser"))
+                           self.bundle.runner("denoiser"), eq_db=eq_db)
         self.decode_steps = ae.get("decode_steps", 2)
         self.decode_mode = ae.get("decode_mode", "sequential")  # bundles before the field: M2L2's loop
         self.sample_rate = int(man["sample_rate"])

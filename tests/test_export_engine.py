@@ -24,7 +24,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def models():
-    return tiny_models(seed=0)
+    """The tiny models; the autoencoder with an output equaliser (a tilt, -6..+12 dB), so
+    every codec parity test covers it."""
+    m = tiny_models(seed=0)
+    ae = m["autoencoder"]
+    ae.eq_db.copy_(torch.linspace(-6.0, 12.0, ae.cfg.bins))
+    return m
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +43,11 @@ def engine(bundle):
     return OnnxEngine(bundle, intra_threads=1)
 
 
-def test_every_file_passes_the_checker_and_parity(bundle):
+def test_every_file_passes_the_checker_and_parity(bundle, models):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["format"] == "sideman-bundle" and manifest["format_version"] == 1
+    with np.load(bundle / manifest["files"]["decoder_eq"]["path"]) as f:
+        assert np.array_equal(f["eq_db"], models["autoencoder"].eq_db.numpy())
     onnx_parts = [k for k, v in manifest["files"].items() if v["path"].endswith(".onnx")]
     assert set(onnx_parts) == {"encoder", "decoder", "denoiser", "dit_step", "clap_audio",
                                "clap_text", "bridge_step"}
@@ -100,6 +107,7 @@ def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
         ref_audio = ae.decode(torch.from_numpy(ref), length=20000).numpy()
     it2 = iter(draws)
     spec = engine.codec._sample(engine.codec.decoder({"latents": ref}), 2, lambda shape: next(it2))
+    spec = spec * engine.codec.eq_gain
     from sideman.models.spectral_np import ae_audio
     cfg = engine.codec.cfg
     ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, 20000)
@@ -118,6 +126,7 @@ def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, monke
         ref = ae.decode(torch.from_numpy(latents), steps=steps, mode="parallel").numpy()
     it2 = iter(draws)
     spec = engine.codec._sample_parallel(engine.codec.decoder({"latents": latents}), steps, lambda shape: next(it2))
+    spec = spec * engine.codec.eq_gain
     from sideman.models.spectral_np import ae_audio
     cfg = engine.codec.cfg
     ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, ref.shape[-1])

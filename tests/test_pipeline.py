@@ -1,6 +1,7 @@
 """`sideman train all`: recipes, the stage runner end to end at toy sizes, resume."""
 import json
 
+import numpy as np
 import pytest
 
 from conftest import needs_fluidsynth
@@ -34,11 +35,16 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     ae = RECIPES["tiny"].autoencoder
     assert (manifest["autoencoder"]["decode_steps"], manifest["autoencoder"]["decode_mode"]) == \
         (ae.decode_steps, ae.decode_mode)
-    for rel in ("autoencoder/eval/summary.md", "autoencoder/eval/spectrograms.png", "eval/report.md",
+    for rel in ("autoencoder/eval/summary.md", "autoencoder/eval/spectrograms.png", "autoencoder/autoencoder_eq.pt",
+                "autoencoder/autoencoder_eq.png", "eval/report.md",
                 "eval/text_control.json", "eval/speed.json", "REPORT.md"):
         assert (tmp_path / rel).is_file(), rel
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Targets" in report and "real-time factor" in report and "ctx+clap_t" in report
+    assert "## Output equaliser" in report
+    eq = np.load(tmp_path / "autoencoder" / "autoencoder_eq.npz")["eq_db"]
+    with np.load(tmp_path / "bundle" / manifest["files"]["decoder_eq"]["path"]) as f:
+        assert np.array_equal(f["eq_db"], eq) and np.abs(eq).max() > 0  # the bundle decodes with it
     speed = records["eval"]["summary"]["speed"]
     assert speed["rtf"] == pytest.approx(speed["wall_s"] / speed["seconds"], abs=1e-4)  # both rounded
     control = records["eval"]["summary"]["text_control"]

@@ -1,7 +1,7 @@
 """`sideman train all`: the whole stack, stage by stage, into one run folder.
 
-    corpus -> autoencoder -> ae_eval -> clap -> bridge -> pairs -> dit_edm
-           -> dit_consistency -> export -> eval
+    corpus -> autoencoder -> decoder_eq -> ae_eval -> clap -> bridge -> pairs
+           -> dit_edm -> dit_consistency -> export -> eval
 
 Run folder (``RUN``)::
 
@@ -10,6 +10,8 @@ Run folder (``RUN``)::
                              its summary figures
     corpus/ autoencoder/ clap/ bridge/ pairs/ dit/    each stage's own run folder
                              (configs, last.pt, log.csv, loss-curve PNGs)
+    autoencoder/autoencoder_eq.pt   the autoencoder with its output equaliser (what the
+                             bundle holds; .npz and .png beside it: the measurement and its plot)
     autoencoder/eval/        `sideman ae eval`: reconstruction table and spectrograms
     bundle/                  the exported model bundle
     eval/                    `sideman eval` report, text-control check, speed
@@ -69,11 +71,26 @@ def _autoencoder(run: Run) -> dict:
     return {"steps": a.steps}
 
 
+def _decoder_eq(run: Run) -> dict:
+    from sideman.training.decoder_eq import calibrate_autoencoder
+
+    a = run.recipe.autoencoder
+    return calibrate_autoencoder(run / "autoencoder" / "autoencoder.pt", run / "corpus", _equalised(run),
+                                 run.recipe.decoder_eq, a.decode_steps, a.decode_mode,
+                                 seed=run.recipe.corpus.seed, progress=run.progress)
+
+
+def _equalised(run: Run) -> Path:
+    """The autoencoder with its output equaliser (pairs are encoded with autoencoder.pt:
+    the equaliser changes decoding only)."""
+    return run / "autoencoder" / "autoencoder_eq.pt"
+
+
 def _ae_eval(run: Run) -> dict:
     from sideman.training.ae_eval import evaluate_autoencoder
 
     a, split = run.recipe.autoencoder, run.recipe.eval.split
-    rows = evaluate_autoencoder(run / "autoencoder" / "autoencoder.pt", run / "corpus",
+    rows = evaluate_autoencoder(_equalised(run), run / "corpus",
                                 run / "autoencoder" / "eval", clips=a.eval_clips, seconds=a.eval_seconds,
                                 steps=a.decode_steps, mode=a.decode_mode, split=split,
                                 progress=run.progress)
@@ -134,7 +151,7 @@ def _export(run: Run) -> dict:
     from sideman.models.clap_house import HouseClap
     from sideman.models.dit_checkpoint import load_dit
 
-    out = export_bundle(run / "bundle", load_autoencoder(run / "autoencoder" / "autoencoder.pt"),
+    out = export_bundle(run / "bundle", load_autoencoder(_equalised(run)),
                         load_dit(run / "dit" / "dit_consistency.pt"),
                         HouseClap.load(run / "clap" / "house_clap.pt"),
                         ClapBridge.load(run / "bridge" / "bridge.pt"), name=run.recipe.name,
@@ -170,7 +187,9 @@ STAGES: dict[str, tuple[str, Callable[[Run], dict], tuple[str, ...]]] = {
     # name: (what it does, the function, the recipe sections its result depends on)
     "corpus": ("render the synthetic corpus", _corpus, ("corpus",)),
     "autoencoder": ("train the autoencoder", _autoencoder, ("corpus", "autoencoder")),
-    "ae_eval": ("evaluate the autoencoder on held-out songs", _ae_eval, ("corpus", "autoencoder")),
+    "decoder_eq": ("measure the autoencoder's output equaliser", _decoder_eq,
+                   ("corpus", "autoencoder", "decoder_eq")),
+    "ae_eval": ("evaluate the autoencoder on held-out songs", _ae_eval, ("corpus", "autoencoder", "decoder_eq")),
     "clap": ("train the house CLAP", _clap, ("corpus", "clap")),
     "bridge": ("train the CLAP bridge", _bridge, ("corpus", "clap", "bridge")),
     "pairs": ("encode DiT training pairs", _pairs, ("corpus", "autoencoder", "clap", "pairs")),
@@ -179,9 +198,9 @@ STAGES: dict[str, tuple[str, Callable[[Run], dict], tuple[str, ...]]] = {
     "dit_consistency": ("consistency-train the C-DiT", _dit("consistency"),
                         ("corpus", "autoencoder", "clap", "pairs", "dit")),
     "export": ("export the bundle", _export,
-               ("name", "corpus", "autoencoder", "clap", "bridge", "pairs", "dit")),
+               ("name", "corpus", "autoencoder", "decoder_eq", "clap", "bridge", "pairs", "dit")),
     "eval": ("evaluate the bundle", _eval,
-             ("name", "corpus", "autoencoder", "clap", "bridge", "pairs", "dit", "eval")),
+             ("name", "corpus", "autoencoder", "decoder_eq", "clap", "bridge", "pairs", "dit", "eval")),
 }
 
 

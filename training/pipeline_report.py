@@ -53,6 +53,15 @@ def write_report(root: Path, records: dict[str, dict]) -> Path:
     if ae.is_file():
         lines += ["", "## Autoencoder reconstruction (held-out songs)", "", ae.read_text().strip(), "",
                   "![spectrograms](autoencoder/eval/spectrograms.png)"]
+    eq = records.get("decoder_eq", {}).get("summary")
+    if eq:
+        lines += ["", "## Output equaliser", "",
+                  f"Decoding {eq['windows']} training stems with the equaliser off lost {eq['level_loss_db']:.1f} dB "
+                  f"of power; the equaliser (smoothed over {eq.get('smooth_octaves', 1 / 3):.2g} octave, measured by "
+                  f"the `decoder_eq` stage) ranges "
+                  f"{eq['eq_min_db']:+.1f} to {eq['eq_max_db']:+.1f} dB, mean {eq['eq_mean_db']:+.1f} dB; "
+                  f"the reconstruction figures above are with it on.", "",
+                  "![equaliser](autoencoder/autoencoder_eq.png)"]
     report = root / "eval" / "report.md"
     if report.is_file():
         lines += ["", "## Generation quality (`sideman eval`)", "", report.read_text().strip()]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
+from .decoder_eq import EqSettings
+
 
 @dataclass(frozen=True)
 class CorpusStage:
@@ -101,6 +103,7 @@ class Recipe:
     name: str = "sideman-demo"
     corpus: CorpusStage = field(default_factory=CorpusStage)
     autoencoder: AutoencoderStage = field(default_factory=AutoencoderStage)
+    decoder_eq: EqSettings = field(default_factory=EqSettings)  # the autoencoder's output equaliser
     clap: ClapStage = field(default_factory=ClapStage)
     bridge: BridgeStage = field(default_factory=BridgeStage)
     pairs: PairsStage = field(default_factory=PairsStage)
@@ -142,6 +145,7 @@ RECIPES: dict[str, Recipe] = {
         corpus=CorpusStage(songs=6, seconds=6.0, seed=7),
         autoencoder=AutoencoderStage(preset="tiny", steps=6, batch_size=2, warmup=2, workers=0,
                                      eval_clips=1, eval_seconds=2.0),
+        decoder_eq=EqSettings(windows=2, seconds=2.0),
         clap=ClapStage(preset="tiny", steps=4, batch_size=8),
         bridge=BridgeStage(preset="tiny", steps=6, batch_size=16),
         pairs=PairsStage(count=6, seconds=2.0, clap_seconds=2.0),

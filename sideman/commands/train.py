@@ -51,6 +51,21 @@ def _ae_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ae_equalise(args: argparse.Namespace) -> int:
+    from sideman.training.decoder_eq import EqSettings, calibrate_autoencoder
+
+    if args.out.resolve() == args.checkpoint.resolve():
+        raise ValueError("--out must differ from the checkpoint: the measurement needs the original")
+    settings = EqSettings(windows=args.windows, seconds=args.seconds, max_boost_db=args.max_boost_db,
+                          max_cut_db=args.max_cut_db)
+    summary = calibrate_autoencoder(args.checkpoint, args.data, args.out, settings, args.decode_steps,
+                                    args.decode_mode, seed=args.seed, progress=not args.quiet)
+    print(f"equalised autoencoder written to {args.out} (decoding lost {summary['level_loss_db']:.1f} dB; "
+          f"equaliser {summary['eq_min_db']:+.1f} to {summary['eq_max_db']:+.1f} dB, plot in "
+          f"{args.out.with_suffix('.png')})")
+    return 0
+
+
 def _encode(args: argparse.Namespace) -> int:
     from sideman.training.latent_cache import encode_corpus
 
@@ -99,6 +114,19 @@ def _register_autoencoder(sub) -> None:
     ev.add_argument("--split", default="validation", choices=("train", "validation", "all"))
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=_ae_eval)
+    eq = ae.add_parser("equalise", help="measure the output equaliser on training songs; write the "
+                                         "equalised autoencoder (what `sideman export` should get)")
+    eq.add_argument("checkpoint", type=Path)
+    eq.add_argument("--data", type=Path, required=True)
+    eq.add_argument("--out", type=Path, required=True, help="the equalised autoencoder file (.pt)")
+    eq.add_argument("--windows", type=int, default=64, help="training-split target stems to measure on")
+    eq.add_argument("--seconds", type=float, default=10.0)
+    eq.add_argument("--max-boost-db", type=float, default=24.0)
+    eq.add_argument("--max-cut-db", type=float, default=12.0)
+    eq.add_argument("--decode-steps", type=int, default=1, choices=(1, 2), help="as the bundle will decode")
+    eq.add_argument("--decode-mode", default="parallel", choices=("sequential", "parallel"))
+    eq.add_argument("--seed", type=int, default=0)
+    eq.set_defaults(func=_ae_equalise)
     enc = sub.add_parser("encode", help="encode a data set into a sharded latent cache (resumable)")
     enc.add_argument("checkpoint", type=Path)
     enc.add_argument("--data", type=Path, required=True)
