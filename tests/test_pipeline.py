@@ -63,6 +63,17 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     target = install_bundle(tmp_path / "bundle", tmp_path / "installed")
     assert json.loads((target / "manifest.json").read_text()) == manifest
 
+    # Export again (a new bundle id): the evaluation starts over instead of resuming the old cache.
+    from sideman.plugin_host.bundle import Bundle
+    variant_file = tmp_path / "eval" / "cache" / "rows" / "bundle" / "variant.json"
+    old_id = json.loads(variant_file.read_text())["bundle_id"]
+    for stage in ("export", "eval"):
+        (tmp_path / "stages" / f"{stage}.json").unlink()
+    records = run_pipeline(tmp_path, RECIPES["tiny"], progress=False, log=lambda _: None)
+    new_id = json.loads(variant_file.read_text())["bundle_id"]
+    assert new_id == Bundle.open(tmp_path / "bundle").bundle_id != old_id
+    assert records["eval"]["summary"]["rows"]
+
 
 def test_a_stage_with_other_settings_is_refused(tmp_path):
     recipe = RECIPES["tiny"]

@@ -171,9 +171,12 @@ def _eval(run: Run) -> dict:
     protocol = Protocol(e.batches, e.batch_size, e.references, kd_subsets=50,
                         kd_subset_size=min(200, e.batch_size))
     config = EvalConfig(protocol=protocol, seconds=e.seconds, split=e.split)
-    evaluate(run / "corpus", [Variant("bundle", run / "bundle", e.steps)], run / "eval",
-                      config, e.settings, resume=True, progress=run.progress)
     engine = OnnxEngine(run / "bundle")
+    # Resume an interrupted evaluation of this bundle; a cache of an earlier export is stale.
+    cached = run / "eval" / "cache" / "rows" / "bundle" / "variant.json"
+    resume = not cached.is_file() or json.loads(cached.read_text()).get("bundle_id") == engine.bundle_id
+    evaluate(run / "corpus", [Variant("bundle", run / "bundle", e.steps)], run / "eval",
+             config, e.settings, resume=resume, progress=run.progress)
     control = text_control(engine, run / "corpus", run / "eval", contexts=e.text_contexts,
                            seconds=e.seconds, steps=e.steps, split=e.split, progress=run.progress)
     speed = time_generation(engine, seconds=10.0, steps=e.steps)
