@@ -36,7 +36,7 @@ Signal path (48 kHz stereo; ``N`` samples padded with zeros to whole chunks)::
 - Output equaliser: a fixed gain per frequency bin (buffer ``eq_db``) on the decoded
   spectrogram, measured after training by ``training.decoder_eq`` so that the decoded
   audio's long-term spectrum matches the input's (a briefly trained consistency decoder
-  comes out 8-15 dB quiet, more in the mids); zero until measured.
+  comes out 8-20 dB quiet, most around 1.5 kHz); zero until measured.
 """
 from __future__ import annotations
 

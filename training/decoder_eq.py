@@ -3,7 +3,7 @@ the long-term spectrum of its input, measured on training windows.
 
 A consistency decoder trained briefly regresses towards the conditional mean wherever the
 latents do not pin down the phase, so its output is too quiet, and unevenly so across
-frequency (the demo codec: about 8 dB low below 190 Hz, 15 dB low at 0.75-3 kHz). The
+frequency (the demo codec: 8-10 dB low in the bass, up to 20 dB around 1.5 kHz). The
 equaliser undoes that average loss:
 
     eq_db[f] = 10 log10( P_in[f] / P_out[f] )
