@@ -83,8 +83,8 @@ from sideman.training.distribution_metrics import mean_over_batches
 from sideman.training.eval_report import Report, RowResult
 from sideman.training.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
     BOUNDS, CANDIDATE_EPOCH, CODEC, CODEC_LABEL, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH,
-    SAMPLE_RATE, SETTINGS, TAG_ANTI, TAG_CODEC, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig, Protocol, Row, Setting, Variant,
-    build_rows, load_variants, missing_parts, parse_settings, parse_variant)
+    SAMPLE_RATE, SETTINGS, TAG_ANTI, TAG_CODEC, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig,
+    Protocol, Row, Setting, Variant, build_rows, load_variants, missing_parts, parse_settings, parse_variant)
 from sideman.training.eval_engines import (  # noqa: F401
     EngineClapEmbedder, Engines, Workspace, clap_condition, derive_seed, metric_embedder, rng_for, white_noise)
 from sideman.training.eval_references import (  # noqa: F401

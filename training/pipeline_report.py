@@ -57,7 +57,7 @@ def write_report(root: Path, records: dict[str, dict]) -> Path:
     if eq:
         lines += ["", "## Output equaliser", "",
                   f"Decoding {eq['windows']} training stems with the equaliser off lost {eq['level_loss_db']:.1f} dB "
-                  f"of power; the equaliser (smoothed over {eq.get('smooth_octaves', 1 / 3):.2g} octave, measured by "
+                  f"of power; the equaliser (smoothed over {eq['smooth_octaves']:.2g} octave, measured by "
                   f"the `decoder_eq` stage) ranges "
                   f"{eq['eq_min_db']:+.1f} to {eq['eq_max_db']:+.1f} dB, mean {eq['eq_mean_db']:+.1f} dB; "
                   f"the reconstruction figures above are with it on.", "",
