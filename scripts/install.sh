@@ -39,3 +39,8 @@ echo "==> installing Python packages"
 .venv/bin/python -m pip install -q "torch==2.13.0"
 extras="${SIDEMAN_EXTRAS:-}"
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+if [[ ",${extras}," == *",dev,"* ]]; then
+  # Yardsticks we did not train, without the TensorFlow they declare: basic-pitch's ONNX model
+  # runs on onnxruntime, musicnn's checkpoint is read by sideman.evaluation.tf_checkpoint.
+  .venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0" "musicnn==0.1.0"
+fi

@@ -158,6 +158,30 @@ def test_bounds_make_sense(full_run):
     assert value("real", "apa") > max(value("white noise", "apa"), value("random pairing", "apa"))
 
 
+def test_note_figures_lead_the_report_with_intervals(full_run):
+    out, _ = full_run
+    markdown = (out / "report.md").read_text()
+    assert markdown.startswith("Notes (basic-pitch") and markdown.index("| in key |") < markdown.index("| KD |")
+    notes = read_csv(out / "notes.csv")
+    labels = list(ev.SETTINGS) + CEILING_LABELS
+    assert sorted({r["inputs"] for r in notes}) == sorted(labels)
+    overall = {(r["inputs"], r["figure"]): r for r in notes if r["scope"] == "all"}
+    value = lambda label, f: float(overall[(label, f)]["mean"])  # noqa: E731
+    for r in overall.values():
+        if int(r["n"]):
+            assert float(r["low"]) <= float(r["mean"]) <= float(r["high"]), r
+    # tones in each song's own key against noise and stems of other songs (other keys)
+    assert value("real", "note_seconds") > 5 * value("white noise", "note_seconds")
+    assert value("real", "in_profile") > value("random pairing", "in_profile") + 0.2
+    roles = {r["scope"] for r in notes} - {"all"}
+    assert roles == {"bass", "keys", "lead", "shaker"}
+    real_pitch = {r["scope"]: float(r["mean"]) for r in notes
+                  if r["inputs"] == "real" and r["figure"] == "median_pitch"}
+    assert real_pitch["bass"] < real_pitch["keys"] < real_pitch["lead"]  # 55 Hz, 220 Hz, 660 Hz bases
+    results = json.loads((out / "results.json").read_text())
+    assert [r["inputs"] for r in results["note_rows"]] == labels
+
+
 # ----------------------------------------------------------------- determinism, resume
 
 

@@ -115,7 +115,8 @@ class EvalConfig:
     """Everything besides the variants that decides the numbers of a report.
 
     seconds: window and generation length (s); clap_seconds: CLAP segment length (s,
-    default = seconds); chunk: items generated/embedded per call; bounds: add the rows.
+    default = seconds); chunk: items generated/embedded per call; bounds: add the rows;
+    notes: transcribe every stem and context with basic-pitch (sideman.evaluation.notes).
     """
 
     protocol: Protocol
@@ -126,6 +127,7 @@ class EvalConfig:
     layout: str = "auto"
     chunk: int = 16
     bounds: bool = True
+    notes: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sideman.training import eval_notes
 from sideman.training.distribution_metrics import MeanStd
 
 METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta")
 HEADERS = {"kd": "KD", "fad": "FAD", "coverage": "Cov", "density": "Den", "apa": "APA",
            "cs_aa": "CS_AA", "cs_ta": "CS_TA"}
 TIME_HEADER = "s/s"
-FILES = {"markdown": "report.md", "csv": "report.csv", "json": "results.json"}
+FILES = {"markdown": "report.md", "csv": "report.csv", "json": "results.json", "notes": "notes.csv"}
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -75,6 +76,7 @@ class Report:
     meta: dict
     notes: list[str]
     compare: bool = False
+    note_rows: list | None = None  # training.eval_notes.NoteRow per row, when stems were transcribed
 
     def columns(self) -> list[str]:
         return [HEADERS[m] for m in METRICS] + ([TIME_HEADER] if self.compare else [])
@@ -84,7 +86,8 @@ class Report:
         cfg = self.meta["config"]
         proto = cfg["protocol"]
         head = ["inputs"] + self.columns()
-        lines = [f"Metrics: mean ± std over {proto['n_batches']} batches of {proto['batch_size']} "
+        lines = [eval_notes.markdown(self.note_rows)] if self.note_rows else []
+        lines += [f"Embedding metrics: mean ± std over {proto['n_batches']} batches of {proto['batch_size']} "
                  f"candidates against {self.meta['n_ref']} references; split '{cfg['split']}', "
                  f"{cfg['seconds']:g} s windows, seed {cfg['seed']}; embedder {self.meta['embedder']}.",
                  "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -119,13 +122,18 @@ class Report:
                  "seconds_per_second": r.seconds_per_second,
                  "metrics": {m: {"mean": s.mean, "std": s.std, "batches": list(s.values)}
                              for m, s in r.metrics.items()}} for r in self.rows]
-        return {"meta": self.meta, "notes": self.notes, "rows": rows}
+        out = {"meta": self.meta, "notes": self.notes, "rows": rows}
+        if self.note_rows:
+            out["note_rows"] = eval_notes.to_json(self.note_rows)
+        return out
 
     def write(self, out: Path) -> dict[str, Path]:
-        """Write report.md, report.csv and results.json into `out`; returns their paths."""
+        """Write report.md, report.csv, results.json (and notes.csv) into `out`; returns their paths."""
         out = Path(out)
         texts = {"markdown": self.markdown(), "csv": self.csv(),
                  "json": json.dumps(self.as_json(), indent=1, allow_nan=True)}
+        if self.note_rows:
+            texts["notes"] = eval_notes.to_csv(self.note_rows)
         paths = {}
         for kind, text in texts.items():
             paths[kind] = out / FILES[kind]

@@ -77,9 +77,11 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from sideman.evaluation.notes import Transcriber
 from sideman.models.clap import ClapEmbedder
 from sideman.training.apa import anti_reference_pairs, apa_from_distances, build_mix
 from sideman.training.distribution_metrics import mean_over_batches
+from sideman.training.eval_notes import NoteSide, pack_notes, summarise
 from sideman.training.eval_report import Report, RowResult
 from sideman.training.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
     BOUNDS, CANDIDATE_EPOCH, CODEC, CODEC_LABEL, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH,
@@ -102,6 +104,7 @@ class RunInputs:
     rows: list[Row]
     embedder: ClapEmbedder
     engines: Engines
+    transcriber: object = None  # sideman.evaluation.notes.Transcriber, or None: no note figures
 
 
 class Evaluation:
@@ -120,8 +123,9 @@ class Evaluation:
         self.proto = config.protocol
         self.ws = workspace
         self.hook = hook
+        self.notes = NoteSide(inputs.transcriber, workspace, config.seed) if inputs.transcriber else None
         self.n_candidates = self.proto.n_batches * self.proto.batch_size
-        total = self.n_candidates * (1 + len(self.rows)) + 2 * self.proto.n_ref
+        total = self.n_candidates * (1 + len(self.rows) + bool(self.notes)) + 2 * self.proto.n_ref
         self.bar = tqdm(total=total, desc="evaluating", unit="item", disable=not progress)
 
     # -------------------------------------------------------------- helpers
@@ -259,10 +263,10 @@ class Evaluation:
         (rows with context, else (0, D)), wall (s of generation), audio_seconds."""
         rel = f"rows/{row.key}/batch_{b:03d}.npz"
         cached = self.ws.load_arrays(rel)
-        if cached is not None:
+        if cached is not None and (self.notes is None or "note_offsets" in cached):
             self.bar.update(self.proto.batch_size)
             return cached
-        emb, mix, wall, seconds = [], [], 0.0, 0.0
+        emb, mix, wall, seconds, notes = [], [], 0.0, 0.0, []
         for items in self._chunks(self.batch_range(b).start, self.batch_range(b).stop):
             pairs = [self.candidate(g) for g in items]
             stems = []
@@ -273,11 +277,15 @@ class Evaluation:
                 seconds += stem.shape[-1] / SAMPLE_RATE
                 self.bar.update(1)
             emb.append(self._embed(stems))
+            if self.notes is not None:
+                notes += self.notes.stem_notes(stems)
             if row.has_context:
                 mix.append(self._embed([build_mix(p.context, s, SAMPLE_RATE) for p, s in zip(pairs, stems)]))
         out = {"emb": np.concatenate(emb),
                "mix": np.concatenate(mix) if mix else np.zeros((0, self.embedder.dim), np.float32),
                "wall": np.array(wall), "audio_seconds": np.array(seconds)}
+        if self.notes is not None:
+            out.update(pack_notes(notes))
         self.ws.save_arrays(rel, **out)
         self._done(rel)
         return out
@@ -352,16 +360,39 @@ class Evaluation:
         self._done(rel)
         return out
 
-    def run(self) -> tuple[dict[str, list[dict]], "References"]:
-        """Every unit; returns ({row key: per-batch metric dicts}, the references)."""
+    # ------------------------------------------------------------ notes
+
+    def note_figures(self) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+        """({row key: {figure: (N,)}}, roles (N,)) over all candidates (after `run`'s units)."""
+        per_row: dict[str, dict[str, list]] = {row.key: {} for row in self.rows}
+        roles = []
+        for b in range(self.proto.n_batches):
+            ctx, batch_roles, fresh = self.notes.contexts(
+                b, lambda: [self.candidate(g) for g in self.batch_range(b)])
+            self.bar.update(self.proto.batch_size)
+            if fresh:
+                self._done(f"notes/context_{b:03d}.npz")
+            roles.append(batch_roles)
+            for row in self.rows:
+                figs = self.notes.figures(self.ws.load_arrays(f"rows/{row.key}/batch_{b:03d}.npz"),
+                                          ctx, self.batch_range(b).start)
+                for name, values in figs.items():
+                    per_row[row.key].setdefault(name, []).append(values)
+        return ({key: {f: np.concatenate(v) for f, v in figs.items()} for key, figs in per_row.items()},
+                np.concatenate(roles))
+
+    def run(self) -> tuple[dict[str, list[dict]], "References", tuple | None]:
+        """Every unit; returns ({row key: per-batch metric dicts}, the references, the note
+        figures of `note_figures` or None)."""
         try:
             gts = [self.ground_truth(b) for b in range(self.proto.n_batches)]
             refs = References.of(self.references({str(k) for gt in gts for k in gt["keys"]}), self.proto.k)
             per_row = {row.key: [self.row_metrics(row, b, gts[b], refs) for b in range(self.proto.n_batches)]
                        for row in self.rows}
+            notes = self.note_figures() if self.notes is not None else None
         finally:
             self.bar.close()
-        return per_row, refs
+        return per_row, refs, notes
 
 
 # ------------------------------------------------------------------- top level
@@ -453,8 +484,12 @@ def evaluate(data: Path, variants: Sequence[Variant], out: Path, config: EvalCon
     identity = run_config(config, data, sampler, emb)
     ws = prepare_workspace(out, resume, identity, {v.name: variant_identity(v, engines) for v in variants})
     rows = build_rows(variants, chosen, config.bounds)
-    per_row, refs = Evaluation(RunInputs(sampler, rows, emb, engines), config, ws, progress, hook).run()
+    transcriber = Transcriber(threads=engines.threads or 0) if config.notes else None
+    per_row, refs, figures = Evaluation(RunInputs(sampler, rows, emb, engines, transcriber),
+                                        config, ws, progress, hook).run()
     report = make_report(rows, per_row, config, identity, refs, notes, compare=len(variants) > 1)
+    if figures is not None:
+        report.note_rows = [summarise(row.label, figures[0][row.key], figures[1], config.seed) for row in rows]
     report.write(Path(out))
     return report
 
