@@ -323,3 +323,44 @@ def test_engine_clap_embedder_is_the_bundles_towers(bundle):
     noise = ev.white_noise(clip, seed=5)
     from sideman.training.loudness import integrated_loudness
     assert integrated_loudness(noise, 48000) == pytest.approx(integrated_loudness(clip, 48000), abs=0.01)
+
+
+# ------------------------------------------------------------ extra spaces, PCA
+
+
+def test_an_extra_space_with_the_same_embedder_gives_the_same_numbers(bundle, dataset, tmp_path, monkeypatch):
+    """A second metric space ('twin', the bundle's own CLAP towers again) must reproduce
+    the CLAP space's KD, FAD, Density, Coverage and APA exactly where it is computed."""
+    twin = ev.EngineClapEmbedder(ENGINES.get(bundle))
+    monkeypatch.setattr(ev, "space_embedder", lambda name: twin)
+    cfg = ev.EvalConfig(protocol=ev.PRESETS["tiny"], seconds=2.0, seed=SEED, notes=False, spaces=("twin",))
+    report = ev.evaluate(dataset, [ev.Variant("bundle", bundle, 2)], tmp_path, cfg, ("ctx",),
+                         progress=False, engines=ENGINES)
+    for row in report.rows:
+        for m in ("kd", "fad", "coverage", "density", "apa"):
+            if m in row.metrics:
+                assert row.metrics[f"twin:{m}"].mean == pytest.approx(row.metrics[m].mean, rel=1e-6, abs=1e-9)
+    assert "The same in the twin embedding space" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "notes.csv").exists()
+
+
+def test_pca_subspace_distances():
+    from sideman.training.eval_references import GaussianRef, Projection
+
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((3, 40))  # the data live in a 3-d subspace of 40 dims, plus a little noise
+    ref = rng.standard_normal((200, 3)) @ basis + 0.01 * rng.standard_normal((200, 40))
+    moved = (rng.standard_normal((150, 3)) + [1.0, 0, 0]) @ basis + 0.01 * rng.standard_normal((150, 40))
+    proj = Projection.fit(ref, 3)
+    assert proj(ref).shape == (200, 3)
+    # the subspace holds the difference: distances in 3 dims match those in all 40
+    full = GaussianRef.of(ref).distance(moved)
+    sub = GaussianRef.of(proj(ref)).distance(proj(moved))
+    assert sub == pytest.approx(full, rel=0.05) and sub > 1.0
+    flipped = Projection(proj.mean, -proj.axes)  # the SVD's signs do not matter
+    assert GaussianRef.of(flipped(ref)).distance(flipped(moved)) == pytest.approx(sub, rel=1e-9)
+    assert Projection.fit(ref, None)(ref) is not None and Projection.fit(ref, 40).axes is None
+    with pytest.raises(ValueError, match="needs more than"):
+        Projection.fit(ref[:3], 3)
+    with pytest.raises(ValueError, match="pca must be"):
+        ev.Protocol(2, 6, 16, pca=6).check()

@@ -86,7 +86,9 @@ class Protocol:
     """Batches of candidates and the reference set: n_batches x batch_size vs n_ref.
 
     kd_subsets / kd_subset_size: KD's random subsets (capped by the set sizes);
-    k: the nearest-neighbour k of Density and Coverage.
+    k: the nearest-neighbour k of Density and Coverage; pca: compare embeddings in the
+    top-`pca` principal subspace of the references (None: the full space), for sets not
+    much larger than the embedding's dimension.
     """
 
     n_batches: int
@@ -95,12 +97,15 @@ class Protocol:
     kd_subsets: int = 100
     kd_subset_size: int = 1000
     k: int = 5
+    pca: int | None = None
 
     def check(self) -> None:
         if self.n_batches < 1 or self.batch_size < 2:
             raise ValueError("need at least 1 batch of at least 2 candidates")
         if self.n_ref <= self.k:
             raise ValueError(f"need more than k={self.k} references, got {self.n_ref}")
+        if self.pca is not None and not 1 <= self.pca < min(self.n_ref, self.batch_size):
+            raise ValueError(f"pca must be between 1 and the set sizes, got {self.pca}")
 
 
 PRESETS = {
@@ -116,7 +121,8 @@ class EvalConfig:
 
     seconds: window and generation length (s); clap_seconds: CLAP segment length (s,
     default = seconds); chunk: items generated/embedded per call; bounds: add the rows;
-    notes: transcribe every stem and context with basic-pitch (sideman.evaluation.notes).
+    notes: transcribe every stem and context with basic-pitch (sideman.evaluation.notes);
+    spaces: extra embedding spaces for KD, FAD, Density, Coverage and APA ('musicnn').
     """
 
     protocol: Protocol
@@ -128,6 +134,7 @@ class EvalConfig:
     chunk: int = 16
     bounds: bool = True
     notes: bool = True
+    spaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sideman.training.apa import apa_from_distances
 from sideman.training.clap_score import clap_score, clap_scores
 from sideman.training.distribution_metrics import (ReferenceSet, density_coverage, frechet_distance,
                                                    gaussian_stats, kernel_distance)
@@ -44,9 +45,39 @@ class GaussianRef:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """Projection onto the top-k principal axes of a fitted set: mean (D,), axes (D, k);
+    both None for the identity (no k, or k >= D). Fréchet distances, KD's polynomial
+    kernel and nearest-neighbour radii are unchanged by the axes' signs, so the SVD's
+    sign convention does not matter."""
+
+    mean: np.ndarray | None = None
+    axes: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, emb: np.ndarray, k: int | None) -> "Projection":
+        x = np.asarray(emb, np.float64)
+        if not k or k >= x.shape[1]:
+            return cls()
+        if k >= len(x):
+            raise ValueError(f"a {k}-d subspace needs more than {k} reference embeddings, got {len(x)}")
+        mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        return cls(mean, vt[:k].T)
+
+    def __call__(self, emb: np.ndarray) -> np.ndarray:
+        x = np.asarray(emb, np.float64)
+        return x if self.axes is None else (x - self.mean) @ self.axes
+
+
+@dataclass(frozen=True)
 class References:
-    """The reference side of every metric: the real stems (ReferenceSet, and its Gaussian
-    for FAD), the real mixes X and anti-reference mixes X' (Gaussians) with d(X, X')."""
+    """The reference side of every metric in one embedding space: the real stems
+    (ReferenceSet, and its Gaussian for FAD), the real mixes X and anti-reference mixes X'
+    (Gaussians) with d(X, X'). With `pca`, stems are compared in the top principal
+    subspace of the reference stems and mixes in that of X and X' together
+    (`stem_projection`, `mix_projection`), so that sets smaller than the embedding's
+    dimension still give unbiased-enough covariances."""
 
     stems: ReferenceSet
     stem_gaussian: GaussianRef
@@ -54,13 +85,26 @@ class References:
     mix_xp: GaussianRef
     d_x_xp: float
     n_overlap: int
+    stem_projection: Projection = Projection()
+    mix_projection: Projection = Projection()
 
     @classmethod
-    def of(cls, ref: dict[str, np.ndarray], k: int) -> "References":
-        stems = ReferenceSet.from_embeddings(ref["emb"], k)
-        mix_x = GaussianRef.of(ref["mix_x"])
-        return cls(stems, GaussianRef(stems.mean, stems.cov), mix_x, GaussianRef.of(ref["mix_xp"]),
-                   mix_x.distance(ref["mix_xp"]), int(ref["n_overlap"]))
+    def of(cls, ref: dict[str, np.ndarray], k: int, pca: int | None = None, space: str = "") -> "References":
+        """From the arrays of `Evaluation.references`; `space` '' is the CLAP space, else
+        the suffix of an extra embedder's arrays."""
+        key = (lambda name: f"{name}__{space}") if space else (lambda name: name)
+        stem_proj = Projection.fit(ref[key("emb")], pca)
+        mix_proj = Projection.fit(np.concatenate([ref[key("mix_x")], ref[key("mix_xp")]]), pca)
+        stems = ReferenceSet.from_embeddings(stem_proj(ref[key("emb")]), k)
+        mix_x = GaussianRef.of(mix_proj(ref[key("mix_x")]))
+        mix_xp = mix_proj(ref[key("mix_xp")])
+        return cls(stems, GaussianRef(stems.mean, stems.cov), mix_x, GaussianRef.of(mix_xp),
+                   mix_x.distance(mix_xp), int(ref["n_overlap"]), stem_proj, mix_proj)
+
+    def apa(self, mixes: np.ndarray) -> float:
+        """APA of candidate mixes (B, D) against X and X'."""
+        y = self.mix_projection(mixes)
+        return apa_from_distances(self.mix_x.distance(y), self.mix_xp.distance(y), self.d_x_xp)
 
 
 def first_of(*values):
@@ -74,7 +118,7 @@ def pair_key(pair) -> str:
 
 def distribution_scores(refs: References, emb: np.ndarray, proto: Protocol, seed: int) -> dict[str, float]:
     """KD, FAD, Density, Coverage of candidates (B, D) against the reference stems."""
-    y = np.asarray(emb, np.float64)
+    y = refs.stem_projection(emb)
     kd, _ = kernel_distance(refs.stems.embeddings, y, proto.kd_subsets, proto.kd_subset_size, seed)
     density, coverage = density_coverage(refs.stems, y)
     return {"kd": kd, "fad": refs.stem_gaussian.distance(y), "density": density, "coverage": coverage}

@@ -96,8 +96,21 @@ class Report:
             if self.compare:
                 cells.append("-" if row.seconds_per_second is None else f"{row.seconds_per_second:.3f}")
             lines.append("| " + " | ".join(cells) + " |")
+        for space in self.spaces():
+            names = [m for m in METRICS if any(f"{space}:{m}" in r.metrics for r in self.rows)]
+            lines += ["", f"The same in the {space} embedding space:", "",
+                      "| inputs | " + " | ".join(HEADERS[m] for m in names) + " |", "|" + "---|" * (len(names) + 1)]
+            lines += ["| " + " | ".join([r.label] + [_cell(r.metrics.get(f"{space}:{m}")) for m in names]) + " |"
+                      for r in self.rows]
+        if proto.get("pca"):
+            lines += ["", f"KD, FAD, Density, Coverage and APA are computed in the top {proto['pca']} principal "
+                      "axes of the references' embeddings (stems; context + stem mixes)."]
         lines += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+    def spaces(self) -> list[str]:
+        """The extra embedding spaces of the rows' metrics ('musicnn' of 'musicnn:fad')."""
+        return sorted({k.split(":")[0] for r in self.rows for k in r.metrics if ":" in k})
 
     def csv(self) -> str:
         """One line per row: label, variant, setting, <metric>_mean, <metric>_std ...

@@ -79,7 +79,7 @@ from tqdm import tqdm
 
 from sideman.evaluation.notes import Transcriber
 from sideman.models.clap import ClapEmbedder
-from sideman.training.apa import anti_reference_pairs, apa_from_distances, build_mix
+from sideman.training.apa import anti_reference_pairs, build_mix
 from sideman.training.distribution_metrics import mean_over_batches
 from sideman.training.eval_notes import NoteSide, pack_notes, summarise
 from sideman.training.eval_report import Report, RowResult
@@ -105,6 +105,7 @@ class RunInputs:
     embedder: ClapEmbedder
     engines: Engines
     transcriber: object = None  # sideman.evaluation.notes.Transcriber, or None: no note figures
+    spaces: dict | None = None  # extra embedders {name: embedder with embed_audio} for KD/FAD/D/C/APA
 
 
 class Evaluation:
@@ -118,6 +119,7 @@ class Evaluation:
         self.sampler = inputs.sampler
         self.rows = inputs.rows
         self.embedder = inputs.embedder
+        self.spaces = dict(inputs.spaces or {})
         self.engines = inputs.engines
         self.cfg = config
         self.proto = config.protocol
@@ -137,6 +139,14 @@ class Evaluation:
     def _embed(self, clips: list) -> np.ndarray:
         """Metric embeddings (N, D) float32 of N clips (C, S)."""
         return self.embedder.embed_audio(clips)
+
+    def _embed_spaces(self, clips: list, name: str) -> dict[str, np.ndarray]:
+        """{f'{name}__{space}': (N, D_space)} in every extra embedding space."""
+        return {f"{name}__{space}": e.embed_audio(clips) for space, e in self.spaces.items()}
+
+    def _complete(self, cached: dict | None, *names: str) -> bool:
+        """A cached unit holds `names` in every extra space (units of older runs may not)."""
+        return cached is not None and all(f"{n}__{s}" in cached for n in names for s in self.spaces)
 
     def _chunks(self, start: int, stop: int):
         for s in range(start, stop, self.cfg.chunk):
@@ -184,10 +194,11 @@ class Evaluation:
         chunks: list[dict] = []
         for c in range(self._n_ref_chunks()):
             chunks.append(self._reference_chunk(c, candidate_keys, chunks[-1] if chunks else None))
-        ref = {k: np.concatenate([c[k] for c in chunks]) for k in ("emb", "mix_x", "songs", "indices")}
+        keys = ["emb", "mix_x", "songs", "indices"] + [f"{n}__{s}" for n in ("emb", "mix_x") for s in self.spaces]
+        ref = {k: np.concatenate([c[k] for c in chunks]) for k in keys}
         perm = anti_reference_pairs(ref["songs"], rng_for(self.cfg.seed, TAG_ANTI))
-        ref["mix_xp"] = np.concatenate([self._anti_chunk(c, ref["indices"], perm)
-                                        for c in range(self._n_ref_chunks())])
+        anti = [self._anti_chunk(c, ref["indices"], perm) for c in range(self._n_ref_chunks())]
+        ref.update({k: np.concatenate([a[k] for a in anti]) for k in anti[0]})
         ref["n_overlap"] = int(sum(int(c["overlap"]) for c in chunks))
         return ref
 
@@ -201,23 +212,27 @@ class Evaluation:
         rel = f"references/chunk_{c:03d}.npz"
         want = min(REF_CHUNK, self.proto.n_ref - c * REF_CHUNK)
         cached = self.ws.load_arrays(rel)
-        if cached is not None:
+        if self._complete(cached, "emb", "mix_x"):
             self.bar.update(want)
             return cached
         state = {"index": int(prev["indices"][-1]) + 1 if prev is not None else 0,
                  "skipped": int(prev["skipped"]) if prev is not None else 0, "overlap": 0}
         stream = self._accepted_references(candidate_keys, state)
-        emb, mix, songs, indices = [], [], [], []
+        emb, mix, songs, indices, extra = [], [], [], [], []
         for items in self._chunks(0, want):
             batch = [next(stream) for _ in items]
-            emb.append(self._embed([p.target for _, p in batch]))
-            mix.append(self._embed([build_mix(p.context, p.target, SAMPLE_RATE) for _, p in batch]))
+            targets = [p.target for _, p in batch]
+            mixes = [build_mix(p.context, p.target, SAMPLE_RATE) for _, p in batch]
+            emb.append(self._embed(targets))
+            mix.append(self._embed(mixes))
+            extra.append({**self._embed_spaces(targets, "emb"), **self._embed_spaces(mixes, "mix_x")})
             songs += [p.song_id for _, p in batch]
             indices += [i for i, _ in batch]
             self.bar.update(len(batch))
         out = {"emb": np.concatenate(emb), "mix_x": np.concatenate(mix), "songs": np.array(songs),
                "indices": np.array(indices), "skipped": np.array(state["skipped"]),
                "overlap": np.array(state["overlap"])}
+        out.update({k: np.concatenate([e[k] for e in extra]) for k in extra[0]} if extra else {})
         self.ws.save_arrays(rel, **out)
         self._done(rel)
         return out
@@ -236,25 +251,25 @@ class Evaluation:
             state["overlap"] += int(clash)
             yield index, pair
 
-    def _anti_chunk(self, c: int, indices: np.ndarray, perm: np.ndarray) -> np.ndarray:
-        """Anti-reference mix embeddings of chunk c: reference context i with the target
-        stem of reference perm[i] (another song)."""
+    def _anti_chunk(self, c: int, indices: np.ndarray, perm: np.ndarray) -> dict[str, np.ndarray]:
+        """Anti-reference mix embeddings of chunk c, mix_xp (and mix_xp__<space>): reference
+        context i with the target stem of reference perm[i] (another song)."""
         rel = f"references/anti_{c:03d}.npz"
         items = range(c * REF_CHUNK, min((c + 1) * REF_CHUNK, self.proto.n_ref))
         cached = self.ws.load_arrays(rel)
-        if cached is not None:
+        if self._complete(cached, "mix_xp"):
             self.bar.update(len(items))
-            return cached["mix_xp"]
-        out = []
+            return cached
+        parts = []
         for part in self._chunks(items.start, items.stop):
             mixes = [build_mix(self._reference(indices[i]).context, self._reference(indices[perm[i]]).target,
                                SAMPLE_RATE) for i in part]
-            out.append(self._embed(mixes))
+            parts.append({"mix_xp": self._embed(mixes), **self._embed_spaces(mixes, "mix_xp")})
             self.bar.update(len(part))
-        mix_xp = np.concatenate(out)
-        self.ws.save_arrays(rel, mix_xp=mix_xp)
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        self.ws.save_arrays(rel, **out)
         self._done(rel)
-        return mix_xp
+        return out
 
     # ------------------------------------------------------------- rows
 
@@ -263,10 +278,10 @@ class Evaluation:
         (rows with context, else (0, D)), wall (s of generation), audio_seconds."""
         rel = f"rows/{row.key}/batch_{b:03d}.npz"
         cached = self.ws.load_arrays(rel)
-        if cached is not None and (self.notes is None or "note_offsets" in cached):
+        if self._complete(cached, "emb", "mix") and (self.notes is None or "note_offsets" in cached):
             self.bar.update(self.proto.batch_size)
             return cached
-        emb, mix, wall, seconds, notes = [], [], 0.0, 0.0, []
+        emb, mix, wall, seconds, notes, extra = [], [], 0.0, 0.0, [], []
         for items in self._chunks(self.batch_range(b).start, self.batch_range(b).stop):
             pairs = [self.candidate(g) for g in items]
             stems = []
@@ -277,13 +292,20 @@ class Evaluation:
                 seconds += stem.shape[-1] / SAMPLE_RATE
                 self.bar.update(1)
             emb.append(self._embed(stems))
+            extra.append(self._embed_spaces(stems, "emb"))
             if self.notes is not None:
                 notes += self.notes.stem_notes(stems)
             if row.has_context:
-                mix.append(self._embed([build_mix(p.context, s, SAMPLE_RATE) for p, s in zip(pairs, stems)]))
+                mixes = [build_mix(p.context, s, SAMPLE_RATE) for p, s in zip(pairs, stems)]
+                mix.append(self._embed(mixes))
+                extra[-1].update(self._embed_spaces(mixes, "mix"))
         out = {"emb": np.concatenate(emb),
                "mix": np.concatenate(mix) if mix else np.zeros((0, self.embedder.dim), np.float32),
                "wall": np.array(wall), "audio_seconds": np.array(seconds)}
+        for space, e in self.spaces.items():
+            out[f"emb__{space}"] = np.concatenate([x[f"emb__{space}"] for x in extra])
+            out[f"mix__{space}"] = (np.concatenate([x[f"mix__{space}"] for x in extra]) if row.has_context
+                                    else np.zeros((0, e.dim), np.float32))
         if self.notes is not None:
             out.update(pack_notes(notes))
         self.ws.save_arrays(rel, **out)
@@ -342,18 +364,22 @@ class Evaluation:
 
     # ---------------------------------------------------------- metrics
 
-    def row_metrics(self, row: Row, b: int, gt: dict, refs: "References") -> dict:
-        """Row x batch metrics {name: value} plus 'wall' and 'audio_seconds', cached as JSON."""
+    def row_metrics(self, row: Row, b: int, gt: dict, refs: dict[str, "References"]) -> dict:
+        """Row x batch metrics {name: value} ('space:name' in the extra spaces) plus 'wall'
+        and 'audio_seconds', cached as JSON. refs: {'' (the CLAP space) or space: References}."""
         rel = f"rows/{row.key}/batch_{b:03d}.json"
         cached = self.ws.load_json(rel)
-        if cached is not None:
+        if cached is not None and all(f"{s}:fad" in cached for s in self.spaces):
             self.bar.update(self.proto.batch_size)
             return cached
         unit = self.row_batch(row, b)
-        out = distribution_scores(refs, unit["emb"], self.proto, derive_seed(self.cfg.seed, TAG_KD, b))
-        if row.has_context:
-            y = unit["mix"]
-            out["apa"] = apa_from_distances(refs.mix_x.distance(y), refs.mix_xp.distance(y), refs.d_x_xp)
+        out = {}
+        for space, ref in refs.items():
+            suffix, prefix = (f"__{space}", f"{space}:") if space else ("", "")
+            scores = distribution_scores(ref, unit["emb" + suffix], self.proto, derive_seed(self.cfg.seed, TAG_KD, b))
+            if row.has_context:
+                scores["apa"] = ref.apa(unit["mix" + suffix])
+            out.update({prefix + k: v for k, v in scores.items()})
         out.update(clap_part(row, unit["emb"], gt))
         out.update(wall=float(unit["wall"]), audio_seconds=float(unit["audio_seconds"]))
         self.ws.save_json(rel, out)
@@ -386,13 +412,14 @@ class Evaluation:
         figures of `note_figures` or None)."""
         try:
             gts = [self.ground_truth(b) for b in range(self.proto.n_batches)]
-            refs = References.of(self.references({str(k) for gt in gts for k in gt["keys"]}), self.proto.k)
+            arrays = self.references({str(k) for gt in gts for k in gt["keys"]})
+            refs = {space: References.of(arrays, self.proto.k, self.proto.pca, space) for space in ["", *self.spaces]}
             per_row = {row.key: [self.row_metrics(row, b, gts[b], refs) for b in range(self.proto.n_batches)]
                        for row in self.rows}
             notes = self.note_figures() if self.notes is not None else None
         finally:
             self.bar.close()
-        return per_row, refs, notes
+        return per_row, refs[""], notes
 
 
 # ------------------------------------------------------------------- top level
@@ -485,13 +512,23 @@ def evaluate(data: Path, variants: Sequence[Variant], out: Path, config: EvalCon
     ws = prepare_workspace(out, resume, identity, {v.name: variant_identity(v, engines) for v in variants})
     rows = build_rows(variants, chosen, config.bounds)
     transcriber = Transcriber(threads=engines.threads or 0) if config.notes else None
-    per_row, refs, figures = Evaluation(RunInputs(sampler, rows, emb, engines, transcriber),
+    spaces = {name: space_embedder(name) for name in config.spaces}
+    per_row, refs, figures = Evaluation(RunInputs(sampler, rows, emb, engines, transcriber, spaces),
                                         config, ws, progress, hook).run()
     report = make_report(rows, per_row, config, identity, refs, notes, compare=len(variants) > 1)
     if figures is not None:
         report.note_rows = [summarise(row.label, figures[0][row.key], figures[1], config.seed) for row in rows]
     report.write(Path(out))
     return report
+
+
+def space_embedder(name: str):
+    """The embedder of an extra metric space: 'musicnn' (MSD_musicnn's 200-d penultimate layer)."""
+    if name == "musicnn":
+        from sideman.evaluation.musicnn import MusicnnEmbedder
+
+        return MusicnnEmbedder()
+    raise ValueError(f"unknown embedding space {name!r}: choose 'musicnn'")
 
 
 def make_report(rows: list[Row], per_row: dict[str, list[dict]], config: EvalConfig, identity: dict,

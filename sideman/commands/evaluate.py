@@ -11,7 +11,8 @@ def _protocol(args: argparse.Namespace):
     from sideman.training.evaluate import PRESETS
 
     proto = PRESETS[args.preset]
-    overrides = {"n_batches": args.batches, "batch_size": args.batch_size, "n_ref": args.references}
+    overrides = {"n_batches": args.batches, "batch_size": args.batch_size, "n_ref": args.references,
+                 "pca": args.pca}
     return replace(proto, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -30,7 +31,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     config = EvalConfig(protocol=_protocol(args), seconds=args.seconds, clap_seconds=args.clap_seconds,
                         seed=args.seed, split=args.split, layout=args.layout, chunk=args.chunk,
-                        bounds=not args.no_bounds)
+                        bounds=not args.no_bounds, notes=not args.no_notes, spaces=tuple(args.space))
     settings = parse_settings(args.settings) if args.settings else None
     report = evaluate(args.data, _variants(args), args.out, config, settings, args.embedder,
                       args.clap_model, args.resume, progress=not args.quiet, threads=args.threads)
@@ -61,6 +62,13 @@ def register(sub) -> None:
                                       "ctx+clap_a,ctx+clap_t,ctx+clap_b,ctx,clap_a,clap_t,clap_b,uncond,"
                                       "ctx+clap_a*,clap_a*")
     p.add_argument("--no-bounds", action="store_true", help="leave out the real/noise/random rows")
+    p.add_argument("--no-notes", action="store_true",
+                   help="skip the note-level figures (basic-pitch transcriptions of every stem and context)")
+    p.add_argument("--space", action="append", default=[], choices=("musicnn",),
+                   help="also compute KD, FAD, Cov, Den and APA in this embedding space (repeatable)")
+    p.add_argument("--pca", type=int,
+                   help="compare embeddings in their top PCA axes of the references (for sets not much "
+                        "larger than the embedding's dimension)")
     p.add_argument("--preset", default="paper", choices=("paper", "quick", "tiny"),
                    help="paper: 5 x 1000 vs 5000 references; quick: 3 x 200 vs 1000; tiny: 2 x 6 vs 16")
     p.add_argument("--batches", type=int, help="number of candidate batches (overrides the preset)")
