@@ -168,9 +168,11 @@ def _eval(run: Run) -> dict:
     from sideman.training.text_control import text_control
 
     e = run.recipe.eval
+    from sideman.evaluation.notes import Transcriber
+
     protocol = Protocol(e.batches, e.batch_size, e.references, kd_subsets=50,
-                        kd_subset_size=min(200, e.batch_size))
-    config = EvalConfig(protocol=protocol, seconds=e.seconds, split=e.split)
+                        kd_subset_size=min(200, e.batch_size), pca=e.pca)
+    config = EvalConfig(protocol=protocol, seconds=e.seconds, split=e.split, spaces=e.spaces)
     engine = OnnxEngine(run / "bundle")
     # Resume an interrupted evaluation of this bundle; a cache of an earlier export is stale.
     cached = run / "eval" / "cache" / "rows" / "bundle" / "variant.json"
@@ -178,7 +180,8 @@ def _eval(run: Run) -> dict:
     evaluate(run / "corpus", [Variant("bundle", run / "bundle", e.steps)], run / "eval",
              config, e.settings, resume=resume, progress=run.progress)
     control = text_control(engine, run / "corpus", run / "eval", contexts=e.text_contexts,
-                           seconds=e.seconds, steps=e.steps, split=e.split, progress=run.progress)
+                           seconds=e.seconds, steps=e.steps, split=e.split, progress=run.progress,
+                           transcriber=Transcriber())
     speed = time_generation(engine, seconds=10.0, steps=e.steps)
     atomic_write(run / "eval" / "speed.json", json.dumps(speed, indent=2).encode())
     rows = {r["setting"]: {m: v["mean"] for m, v in r["metrics"].items()}

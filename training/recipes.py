@@ -84,11 +84,16 @@ class DiTStage:
 @dataclass(frozen=True)
 class EvalStage:
     """`sideman eval` on held-out songs (ctx and ctx+CLAP settings, C-DiT ``steps`` steps)
-    and the text-control check (``text_contexts`` contexts per instrument role)."""
+    with basic-pitch note figures, and the text-control check (``text_contexts`` contexts
+    per instrument role). Distribution metrics and APA are computed in the top ``pca``
+    principal axes of the references (None: the full space), in the CLAP space and the
+    extra embedding ``spaces``."""
 
-    batches: int = 3
-    batch_size: int = 40
-    references: int = 200
+    batches: int = 4
+    batch_size: int = 64
+    references: int = 250
+    pca: int | None = 32
+    spaces: tuple[str, ...] = ()
     seconds: float = 10.0
     steps: int = 5
     split: str = "validation"
@@ -151,5 +156,5 @@ RECIPES: dict[str, Recipe] = {
         pairs=PairsStage(count=6, seconds=2.0, clap_seconds=2.0),
         dit=DiTStage(preset="tiny", edm_steps=4, consistency_steps=4, batch_size=4, warmup=2),
         eval=EvalStage(batches=2, batch_size=2, references=6, seconds=2.0, steps=2, split="all",
-                       settings=("ctx", "ctx+clap_t"), text_contexts=1)),
+                       settings=("ctx", "ctx+clap_t"), text_contexts=1, pca=None)),
 }

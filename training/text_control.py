@@ -87,12 +87,32 @@ def _accuracy(probes_: list[Probe], predicted: list[str]) -> dict:
             "per_role": per_role}
 
 
+def _notes(transcriber, probes_: list[Probe], stems: list[np.ndarray]) -> dict:
+    """Per role: mean transcribed note-seconds per 10 s and the median of the stems'
+    duration-weighted median MIDI pitches (NaN without notes)."""
+    from sideman.evaluation.notes import note_seconds, weighted_median
+
+    per_role: dict[str, dict[str, list]] = {}
+    for probe, stem in zip(probes_, stems):
+        notes = transcriber.transcribe(stem, SAMPLE_RATE)
+        got = per_role.setdefault(probe.role, {"note_seconds": [], "median_pitch": []})
+        got["note_seconds"].append(note_seconds(notes) * 10.0 * SAMPLE_RATE / stem.shape[-1])
+        got["median_pitch"].append(weighted_median(notes[:, 2], notes[:, 1] - notes[:, 0]))
+    return {role: {"note_seconds": float(np.mean(v["note_seconds"])),
+                   "median_pitch": float(np.nanmedian(v["median_pitch"])) if np.isfinite(v["median_pitch"]).any()
+                   else float("nan")} for role, v in per_role.items()}
+
+
 def text_control(engine, data_dir: str | Path, out_dir: str | Path | None = None,
                  contexts: int = 8, seconds: float = 10.0, steps: int = 5, split: str = "validation",
-                 seed: int = 0, validation_fraction: float = 0.1, progress: bool = True) -> dict:
+                 seed: int = 0, validation_fraction: float = 0.1, progress: bool = True,
+                 transcriber=None) -> dict:
     """Run the check with an :class:`~sideman.plugin_host.engine.OnnxEngine`; returns
     (and writes ``out_dir/text_control.json``) the accuracy overall and per role for
-    ``real`` stems, their ``codec`` reconstructions, ``clap_t`` and ``clap_b`` generations."""
+    ``real`` stems, their ``codec`` reconstructions, ``clap_t`` and ``clap_b`` generations.
+    With a basic-pitch `transcriber` (sideman.evaluation.notes) each of those also gets,
+    per prompted role, its note activity and register (``notes``), so that a prompt for
+    "bass line" can be seen to play low notes."""
     from sideman.plugin_host.engine_api import GenerationSettings
     from sideman.plugin_host.engine import Controls
 
@@ -127,6 +147,9 @@ def text_control(engine, data_dir: str | Path, out_dir: str | Path | None = None
               "codec": _accuracy(chosen, nearest_role(engine.embed_audio(codec), prompt_emb))}
     for c in conditionings:
         result[c] = _accuracy(chosen, nearest_role(engine.embed_audio(generated[c]), prompt_emb))
+    if transcriber is not None:
+        for key, stems in [("real", real), ("codec", codec)] + list(generated.items()):
+            result[key]["notes"] = _notes(transcriber, chosen, stems)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -144,4 +167,13 @@ def markdown(result: dict) -> str:
             r = result[key]
             lines.append(f"| {label} | {r['accuracy']:.2f} | "
                          + " | ".join(f"{r['per_role'].get(x, float('nan')):.2f}" for x in roles) + " |")
+    if "notes" in result["real"]:
+        lines += ["", "Per prompted role: transcribed note-seconds per 10 s / median MIDI pitch (basic-pitch):", "",
+                  "| stems | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
+        for key, label in (("real", "real stems"), ("codec", "real via codec"), ("clap_t", "ctx+CLAP_T"),
+                           ("clap_b", "ctx+CLAP_B")):
+            if key in result:
+                cells = [result[key]["notes"].get(x) for x in roles]
+                lines.append(f"| {label} | " + " | ".join(
+                    "-" if c is None else f"{c['note_seconds']:.1f} / {c['median_pitch']:.0f}" for c in cells) + " |")
     return "\n".join(lines)
