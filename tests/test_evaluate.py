@@ -180,6 +180,8 @@ def test_note_figures_lead_the_report_with_intervals(full_run):
     assert real_pitch["bass"] < real_pitch["keys"] < real_pitch["lead"]  # 55 Hz, 220 Hz, 660 Hz bases
     results = json.loads((out / "results.json").read_text())
     assert [r["inputs"] for r in results["note_rows"]] == labels
+    for role in roles:  # a picture per role: context, generated and real stems over spectrograms
+        assert (out / f"notes_{role}.png").stat().st_size > 10_000
 
 
 # ----------------------------------------------------------------- determinism, resume

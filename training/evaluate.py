@@ -407,6 +407,25 @@ class Evaluation:
         return ({key: {f: np.concatenate(v) for f, v in figs.items()} for key, figs in per_row.items()},
                 np.concatenate(roles))
 
+    def example_pictures(self, out: Path, roles: np.ndarray, per_role: int = 2) -> list[Path]:
+        """Per role, OUT/notes_<role>.png: its first `per_role` candidates as context, the
+        first generated row's stem and the real stem, transcribed, over their spectrograms."""
+        from sideman.evaluation.note_plots import Panel, plot_examples
+
+        row = next((r for r in self.rows if not r.is_bound and not r.is_codec), self.rows[0])
+        paths = []
+        for role in sorted(set(roles.tolist())):
+            examples = []
+            for g in np.flatnonzero(roles == role)[:per_role]:
+                pair = self.candidate(int(g))
+                stem, _ = self.produce(row, pair, int(g))
+                examples.append([Panel(f"{pair.song_id} context", pair.context, self.notes.transcriber.transcribe(pair.context)),
+                                 Panel(f"{row.label}: {role}", stem, self.notes.transcriber.transcribe(stem)),
+                                 Panel(f"real {role}", pair.target, self.notes.transcriber.transcribe(pair.target))])
+            paths.append(plot_examples(examples, Path(out) / f"notes_{role}.png",
+                                       f"{role}: basic-pitch notes over log-frequency spectrograms"))
+        return paths
+
     def run(self) -> tuple[dict[str, list[dict]], "References", tuple | None]:
         """Every unit; returns ({row key: per-batch metric dicts}, the references, the note
         figures of `note_figures` or None)."""
@@ -486,13 +505,14 @@ def evaluate(data: Path, variants: Sequence[Variant], out: Path, config: EvalCon
              settings: Sequence[str] | None = None, embedder: str = "house",
              clap_model: Path | None = None, resume: bool = False, progress: bool = True,
              threads: int = 0, hook: Callable[[str], None] | None = None,
-             engines: Engines | None = None) -> Report:
+             engines: Engines | None = None, pictures: bool = True) -> Report:
     """Evaluate one or more variants on a data set's split; write the report to `out`.
 
     Returns the Report (also written as OUT/report.md, report.csv, results.json). With
     several variants (comparison mode) the table gains the wall time per second of audio.
     threads: onnxruntime threads (0: all cores); engines: loaded engines to reuse across
-    calls (default: new ones with `threads`); hook: see `Evaluation`.
+    calls (default: new ones with `threads`); hook: see `Evaluation`; pictures: with note
+    figures, also OUT/notes_<role>.png (a few examples per role, regenerated).
     """
     from sideman.data.layouts import read_multitrack
     from sideman.data.pairs import PairConfig, PairSampler
@@ -513,8 +533,10 @@ def evaluate(data: Path, variants: Sequence[Variant], out: Path, config: EvalCon
     rows = build_rows(variants, chosen, config.bounds)
     transcriber = Transcriber(threads=engines.threads or 0) if config.notes else None
     spaces = {name: space_embedder(name) for name in config.spaces}
-    per_row, refs, figures = Evaluation(RunInputs(sampler, rows, emb, engines, transcriber, spaces),
-                                        config, ws, progress, hook).run()
+    evaluation = Evaluation(RunInputs(sampler, rows, emb, engines, transcriber, spaces), config, ws, progress, hook)
+    per_row, refs, figures = evaluation.run()
+    if figures is not None and pictures:
+        evaluation.example_pictures(out, figures[1])
     report = make_report(rows, per_row, config, identity, refs, notes, compare=len(variants) > 1)
     if figures is not None:
         report.note_rows = [summarise(row.label, figures[0][row.key], figures[1], config.seed) for row in rows]
