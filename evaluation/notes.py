@@ -248,6 +248,23 @@ def stem_figures(notes: np.ndarray, context: ContextNotes, seed: int) -> dict[st
     return out
 
 
+def note_f1(reference: np.ndarray, estimate: np.ndarray, onset_tolerance: float = ONSET_TOLERANCE) -> float:
+    """Note F-measure of `estimate` against `reference` (both (K, 4)): a note matches when
+    its onset is within `onset_tolerance` s and its pitch within a quarter tone; offsets
+    are ignored (mir_eval's transcription metric with offset_ratio None). 1.0 when both
+    are empty, 0.0 when only one is."""
+    import mir_eval
+
+    if len(reference) == 0 or len(estimate) == 0:
+        return float(len(reference) == len(estimate))
+    hz = lambda n: 440.0 * 2 ** ((n[:, 2] - 69) / 12)  # noqa: E731
+    interval = lambda n: np.stack([n[:, 0], np.maximum(n[:, 1], n[:, 0] + 1e-3)], axis=1)  # noqa: E731
+    _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        interval(reference), hz(reference), interval(estimate), hz(estimate),
+        onset_tolerance=onset_tolerance, offset_ratio=None)
+    return float(f1)
+
+
 # ----------------------------------------------------------------- statistics
 
 

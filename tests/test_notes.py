@@ -160,3 +160,13 @@ def test_bootstrap_interval_covers_the_mean_and_skips_nan():
     assert iv.n == 400 and iv.low < iv.mean < iv.high and iv.high - iv.low < 0.3
     assert N.bootstrap(values, seed=0) == iv  # seeded
     assert N.bootstrap([np.nan], seed=0).n == 0 and str(N.bootstrap([], seed=0)) == "-"
+
+
+def test_note_f1_counts_onsets_and_pitches():
+    ref = notes((0.0, 0.5, 60, 1), (0.5, 1.0, 64, 1), (1.0, 1.5, 67, 1), (1.5, 2.0, 72, 1))
+    assert N.note_f1(ref, ref) == 1.0
+    late = ref + [0.03, 0.03, 0, 0]  # 30 ms late: still within 50 ms
+    assert N.note_f1(ref, late) == 1.0
+    half = np.r_[ref[:2], ref[2:] + [0, 0, 1, 0]]  # two of four a semitone off
+    assert N.note_f1(ref, half) == pytest.approx(0.5)
+    assert N.note_f1(ref, notes()) == 0.0 and N.note_f1(notes(), notes()) == 1.0

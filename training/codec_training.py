@@ -1,0 +1,184 @@
+"""Training of the spectral codec (`models.spectral_codec`) on a multitrack data set, on CPU.
+
+The training split's stems are read once into memory as 16-bit integers. Step s draws its
+batch from a generator seeded by (seed, s): each item is a stem or, with probability
+``mix_prob``, the mix of a random subset of a song's stems, cropped at a random start to
+``crop`` samples (a multiple of the latent hop) and skipped while nearly silent. The batch
+is therefore a pure function of (seed, step), and a run resumed from its checkpoint (model,
+EMA, optimiser, step) continues exactly where it stopped.
+
+Optimisation: AdamW, linear warm-up then cosine decay to ``final_lr_fraction``, gradient
+clipping, optional bf16 autocast for the network (the STFT and the loss stay float32), an
+EMA of the weights (the exported weights). A checkpoint is written atomically every
+``ckpt_minutes`` and at the end; ``log.csv`` gets one line per ``log_every`` steps.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sideman.data.audio import load_audio
+from sideman.data.layouts import read_multitrack
+from sideman.data.pairs import song_split
+from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec, codec_loss
+
+
+@dataclass(frozen=True)
+class CodecTraining:
+    """Settings of a codec training run (the preset names the network's shape)."""
+
+    preset: str = "base"
+    steps: int = 6000
+    batch_size: int = 12
+    crop: int = 98_304  # samples: 2.05 s, 24 latent frames
+    lr: float = 4e-4
+    warmup: int = 200
+    final_lr_fraction: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    sc_weight: float = 1.0
+    ema_decay: float = 0.999
+    mix_prob: float = 0.25
+    silence_db: float = -50.0
+    bf16: bool = True
+    seed: int = 0
+    split: str = "train"
+    ckpt_minutes: float = 10.0
+    log_every: int = 25
+
+
+class StemBank:
+    """Every stem of the training songs in memory (int16), and the seeded batch sampler."""
+
+    def __init__(self, data_dir: Path, split: str = "train", progress: bool = True):
+        data = read_multitrack(data_dir, progress=progress)
+        songs = [s for s in data.songs if split == "all" or song_split(s.song_id, 0.1) == split]
+        if not songs:
+            raise ValueError(f"no {split} songs in {data_dir}")
+        self.songs: list[list[np.ndarray]] = []
+        for song in tqdm(songs, desc="loading stems", unit="song", disable=not progress):
+            stems = [load_audio(st.path, 0, song.frames) for st in song.stems if not st.is_vocal]
+            self.songs.append([np.round(np.clip(a, -1, 1) * 32767).astype(np.int16) for a in stems])
+
+    def batch(self, cfg: CodecTraining, step: int) -> torch.Tensor:
+        """Batch of step `step`: (batch_size, 2, crop) float32, a pure function of (seed, step)."""
+        rng = np.random.default_rng([cfg.seed, step])
+        out = np.zeros((cfg.batch_size, 2, cfg.crop), np.float32)
+        floor = 10 ** (cfg.silence_db / 20)
+        for i in range(cfg.batch_size):
+            for _ in range(16):  # a few tries to find audio that is not silent
+                song = self.songs[rng.integers(len(self.songs))]
+                start = int(rng.integers(0, max(1, song[0].shape[1] - cfg.crop)))
+                if rng.random() < cfg.mix_prob and len(song) > 1:
+                    chosen = rng.choice(len(song), size=int(rng.integers(2, len(song) + 1)), replace=False)
+                else:
+                    chosen = [int(rng.integers(len(song)))]
+                clip = sum(song[j][:, start:start + cfg.crop].astype(np.float32) for j in chosen) / 32767
+                if clip.shape[1] == cfg.crop and np.sqrt(np.mean(clip ** 2)) > floor:
+                    break
+            peak = np.abs(clip).max()
+            out[i, :, :clip.shape[1]] = clip / peak * min(peak, 0.99) if peak > 0 else clip
+        return torch.from_numpy(out)
+
+
+def learning_rate(cfg: CodecTraining, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: bool = True,
+                stop_after: int | None = None) -> Path:
+    """Train (or resume from OUT/checkpoint.pt) and return the checkpoint's path; the EMA
+    weights are the codec (``ema`` in the checkpoint, with its config). stop_after: stop
+    (with a checkpoint) after that many steps of this call, e.g. to fit a time budget."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    model = SpectralCodec(CODEC_PRESETS[cfg.preset])
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state["training"] != asdict(cfg):
+            raise ValueError(f"{ckpt_path} was made with other settings; choose another output folder")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    if step >= cfg.steps:
+        return ckpt_path
+    bank = StemBank(data_dir, cfg.split, progress=progress)
+    stop = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    log = open(out / "log.csv", "a", newline="")
+    writer = csv.writer(log)
+    if step == 0:
+        writer.writerow(["step", "loss", "log_l1", "sc", "lr", "seconds"])
+
+    def checkpoint() -> None:
+        _save(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                          "step": step, "training": asdict(cfg), "codec": model.describe()})
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="codec", unit="step", disable=not progress)
+    last_ckpt = start = time.time()
+    sums = {"loss": 0.0, "log_l1": 0.0, "sc": 0.0}
+    while step < stop:
+        lr = learning_rate(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        audio = bank.batch(cfg, step)
+        mag = model.spectrogram(audio)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            log_pred = model.decode_log_magnitude(model.encode_magnitude(mag))
+        loss, terms = codec_loss(mag, log_pred.float(), cfg.sc_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - cfg.ema_decay)
+        step += 1
+        sums["loss"] += float(loss.detach())
+        sums["log_l1"] += terms["log_l1"]
+        sums["sc"] += terms["sc"]
+        bar.update()
+        if step % cfg.log_every == 0:
+            writer.writerow([step] + [f"{sums[k] / cfg.log_every:.5f}" for k in ("loss", "log_l1", "sc")]
+                            + [f"{lr:.3g}", f"{time.time() - start:.1f}"])
+            log.flush()
+            bar.set_postfix(loss=f"{sums['loss'] / cfg.log_every:.3f}")
+            sums = dict.fromkeys(sums, 0.0)
+        if time.time() - last_ckpt > 60 * cfg.ckpt_minutes or step == stop:
+            checkpoint()
+            last_ckpt = time.time()
+    bar.close()
+    log.close()
+    return ckpt_path
+
+
+def load_codec(path: Path) -> SpectralCodec:
+    """The EMA codec of a training checkpoint, in eval mode."""
+    from sideman.models.spectral_codec import CodecConfig
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = SpectralCodec(CodecConfig(**state["codec"]["config"]))
+    model.load_state_dict(state["ema"])
+    return model.eval()
