@@ -51,6 +51,8 @@ def test_tiny_recipe_runs_every_stage_then_resumes(tmp_path):
     assert 0.0 <= control["clap_t"]["accuracy"] <= 1.0 and control["probes"] >= 1
     assert 0.0 <= control["codec"]["accuracy"] <= 1.0 and "| real via codec |" in report
     assert "Notes (basic-pitch" in report and "Per prompted role: transcribed note-seconds" in report
+    assert "The same in the musicnn embedding space" in report
+    assert "musicnn:apa" in records["eval"]["summary"]["rows"]["ctx"]
     for key in ("real", "codec", "clap_t"):
         assert all(v["note_seconds"] >= 0 for v in control[key]["notes"].values())
 
