@@ -90,16 +90,28 @@ def bundle_system(bundle: Path) -> Callable[[np.ndarray], np.ndarray]:
     return lambda audio: engine.reconstruct(audio, seed=0)
 
 
-def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int = 0) -> dict[str, dict]:
+def resample_system(low_rate: int = 24_000) -> Callable[[np.ndarray], np.ndarray]:
+    """audio -> audio through a 48 -> low_rate -> 48 kHz round trip (soxr VHQ): a reference
+    point that keeps every note below low_rate / 2."""
+    from sideman.training.ae_eval import resample_roundtrip
+
+    return lambda audio: resample_roundtrip(audio, low_rate)
+
+
+def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int = 0,
+                    progress: bool = True) -> dict[str, dict]:
     """{system: {kind: {figure: Interval}, 'seconds_per_clip': float}} over `clips`.
 
     Figures: note_f1, note_share (reconstruction note-seconds / original's), log_mel_l1,
     mrstft; kinds: 'pitched' (all pitched roles), each role, 'mix'."""
     from sideman.training.ae_eval import log_mel_l1, multires_stft_distance
 
+    from tqdm import tqdm
+
     transcriber = Transcriber()
     originals = [transcriber.transcribe(c.audio) for c in clips]
     results = {}
+    bar = tqdm(total=len(systems) * len(clips), desc="codec eval", unit="clip", disable=not progress)
     for name, system in systems.items():
         rows, wall = [], 0.0
         for clip, ref in zip(clips, originals):
@@ -110,6 +122,7 @@ def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int =
             share = note_seconds(est) / note_seconds(ref) if note_seconds(ref) > 0 else float("nan")
             rows.append({"kind": clip.kind, "note_f1": note_f1(ref, est), "note_share": share,
                          "log_mel_l1": log_mel_l1(clip.audio, rec), "mrstft": multires_stft_distance(clip.audio, rec)})
+            bar.update()
         summary = {}
         for kind in ("pitched", *PITCHED, "mix"):
             chosen = [r for r in rows if r["kind"] == kind or (kind == "pitched" and r["kind"] in PITCHED)]
@@ -118,7 +131,31 @@ def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int =
                                  ("note_f1", "note_share", "log_mel_l1", "mrstft")}
         summary["seconds_per_clip"] = wall / max(1, len(clips))
         results[name] = summary
+    bar.close()
     return results
+
+
+def to_json(results: dict[str, dict]) -> dict:
+    return {name: {kind: (v if not isinstance(v, dict) else
+                          {f: {"mean": i.mean, "low": i.low, "high": i.high, "n": i.n} for f, i in v.items()})
+                   for kind, v in summary.items()} for name, summary in results.items()}
+
+
+def example_pictures(system: Callable, clips: list[Clip], out: Path, name: str, per_kind: int = 2) -> list[Path]:
+    """OUT/codec_<kind>.png: original and reconstruction of the first clips of each kind,
+    with their basic-pitch notes over log-frequency spectrograms."""
+    from sideman.evaluation.note_plots import Panel, plot_examples
+
+    transcriber = Transcriber()
+    paths = []
+    for kind in dict.fromkeys(c.kind for c in clips):
+        rows = []
+        for clip in [c for c in clips if c.kind == kind][:per_kind]:
+            rec = system(clip.audio)
+            rows.append([Panel(f"{clip.song} {kind}: original", clip.audio, transcriber.transcribe(clip.audio)),
+                         Panel(f"{name}", rec, transcriber.transcribe(rec))])
+        paths.append(plot_examples(rows, Path(out) / f"codec_{kind}.png", f"{kind}: original vs {name}"))
+    return paths
 
 
 def markdown(results: dict[str, dict]) -> str:

@@ -18,7 +18,7 @@ import copy
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,30 +29,7 @@ from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import song_split
 from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec, codec_loss
-
-
-@dataclass(frozen=True)
-class CodecTraining:
-    """Settings of a codec training run (the preset names the network's shape)."""
-
-    preset: str = "base"
-    steps: int = 6000
-    batch_size: int = 12
-    crop: int = 98_304  # samples: 2.05 s, 24 latent frames
-    lr: float = 4e-4
-    warmup: int = 200
-    final_lr_fraction: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    sc_weight: float = 1.0
-    ema_decay: float = 0.999
-    mix_prob: float = 0.25
-    silence_db: float = -50.0
-    bf16: bool = True
-    seed: int = 0
-    split: str = "train"
-    ckpt_minutes: float = 10.0
-    log_every: int = 25
+from sideman.training.codec_config import CodecTraining
 
 
 class StemBank:
@@ -107,6 +84,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
     """Train (or resume from OUT/checkpoint.pt) and return the checkpoint's path; the EMA
     weights are the codec (``ema`` in the checkpoint, with its config). stop_after: stop
     (with a checkpoint) after that many steps of this call, e.g. to fit a time budget."""
+    cfg.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -117,7 +95,8 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
     step = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state["training"] != asdict(cfg):
+        stored = {**asdict(CodecTraining()), **state["training"]}  # fields added later take their defaults
+        if stored != asdict(cfg):
             raise ValueError(f"{ckpt_path} was made with other settings; choose another output folder")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

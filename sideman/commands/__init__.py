@@ -1,7 +1,7 @@
 """Subcommands of `sideman`, one module per pipeline stage; each registers its parsers."""
-from . import data, demo, evaluate, host, models, train
+from . import codec, data, demo, evaluate, host, models, train
 
-MODULES = (demo, data, models, train, host, evaluate)
+MODULES = (demo, data, models, train, codec, host, evaluate)
 
 
 def register_all(sub) -> None:

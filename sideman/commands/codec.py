@@ -1,0 +1,79 @@
+"""`sideman codec`: the spectral codec (models.spectral_codec): train it, and measure whether
+it keeps the notes (basic-pitch note-F1 of held-out stems and mixes) beside other codecs."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, kind) -> None:
+    """One --option per field of dataclass `kind`, its default and help from the field."""
+    for f in dataclasses.fields(kind):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+        else:
+            cast = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
+            parser.add_argument(flag, type=cast, default=f.default, help=help_text)
+
+
+def from_options(kind, args: argparse.Namespace):
+    return kind(**{f.name: getattr(args, f.name) for f in dataclasses.fields(kind)})
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sideman.training.codec_config import CodecTraining
+    from sideman.training.codec_training import train_codec
+
+    path = train_codec(args.data, args.out, from_options(CodecTraining, args), progress=not args.quiet,
+                       stop_after=args.stop_after)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from sideman.evaluation.codec_eval import (bundle_system, evaluate_codecs, example_pictures, held_out_clips,
+                                               markdown, resample_system, spectral_codec_system, to_json)
+
+    systems = {Path(c).parent.name or str(c): spectral_codec_system(Path(c), args.iterations) for c in args.checkpoint}
+    for bundle in args.bundle:
+        systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
+    systems["48-24-48 kHz round trip"] = resample_system()
+    clips = held_out_clips(args.data, per_role=args.per_role, seed=args.seed)
+    if not clips:
+        raise ValueError(f"no held-out clips in {args.data}")
+    results = evaluate_codecs(systems, clips, seed=args.seed, progress=not args.quiet)
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    (args.out / "codec_eval.md").write_text(text + "\n")
+    (args.out / "codec_eval.json").write_text(json.dumps(to_json(results), indent=1))
+    first = next(iter(systems))
+    example_pictures(systems[first], clips, args.out, first)
+    print(text)
+    print(f"report: {args.out / 'codec_eval.md'}; pictures: {args.out}/codec_<kind>.png")
+    return 0
+
+
+def register(sub) -> None:
+    codec = sub.add_parser("codec", help="the spectral codec: train, and measure the notes it keeps")
+    actions = codec.add_subparsers(dest="action", required=True)
+    t = actions.add_parser("train", help="train a spectral codec (resumes from OUT/checkpoint.pt)")
+    t.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
+    t.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.csv")
+    t.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many steps of this run")
+    from sideman.training.codec_config import CodecTraining
+
+    add_dataclass_options(t, CodecTraining)
+    t.set_defaults(func=_train)
+    e = actions.add_parser("eval", help="note-F1, note share, log-mel L1, MR-STFT of held-out clips")
+    e.add_argument("checkpoint", nargs="*", type=Path, help="spectral codec checkpoints")
+    e.add_argument("--bundle", action="append", default=[], type=Path, help="also a bundle's autoencoder")
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--per-role", type=int, default=6, help="clips per pitched role (and as many mixes)")
+    e.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_eval)
