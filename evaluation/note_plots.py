@@ -50,7 +50,7 @@ def _panel(ax, audio: np.ndarray, notes: np.ndarray, title: str, colour: str) ->
     ax.set_title(title, fontsize=9)
 
 
-COLOURS = ("cyan", "lime", "orange", "white")
+COLOURS = ("cyan", "lime", "lime", "lime")  # the context, then every stem
 
 
 def plot_examples(examples: list[list[Panel]], path: Path, heading: str) -> Path:
