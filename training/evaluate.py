@@ -445,9 +445,12 @@ class Evaluation:
 
 
 def run_config(config: EvalConfig, data: Path, sampler, embedder: ClapEmbedder) -> dict:
-    """What must not change between a run and its resumption (JSON-able)."""
-    return {"config": asdict(config), "data": str(Path(data).resolve()),
-            "songs": list(sampler.song_ids), "embedder": embedder.identity}
+    """What must not change between a run and its resumption, as it reads back from JSON
+    (tuples become lists, so a stored config compares equal to a fresh one)."""
+    import json
+
+    return json.loads(json.dumps({"config": asdict(config), "data": str(Path(data).resolve()),
+                                  "songs": list(sampler.song_ids), "embedder": embedder.identity}))
 
 
 def variant_identity(variant: Variant, engines: Engines) -> dict:
