@@ -47,7 +47,7 @@ SHIFTS = 8
 MIN_SHIFT = 0.25  # s: random shifts are drawn from [MIN_SHIFT, duration - MIN_SHIFT]
 FIGURES = ("note_seconds", "in_profile", "pc_correlation", "median_pitch", "rhythm", "rhythm_shifted")
 INSTALL_HINT = ("basic-pitch is not installed: pip install --no-deps basic-pitch==0.4.0 "
-                "(plus librosa, pretty_midi, mir_eval, resampy<0.4.3; scripts/install.sh does this "
+                "(plus librosa, pretty_midi, mir_eval, resampy>=0.4.3; scripts/install.sh does this "
                 "with SIDEMAN_EXTRAS=dev)")
 
 
