@@ -34,7 +34,7 @@ pytestmark = [
 def test_generate_in_ardour_and_find_the_take_aligned_in_the_export(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "ardour-e2e.sh"), str(tmp_path)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=420)
+                          env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "cross-correlation peak at lag" in out and "(expected" in out and "+0 samples" in out
