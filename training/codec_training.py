@@ -28,6 +28,7 @@ from tqdm import tqdm
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import song_split
+from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec, codec_loss
 from sideman.training.codec_config import CodecTraining
 
@@ -73,12 +74,6 @@ def learning_rate(cfg: CodecTraining, step: int) -> float:
     return cfg.lr * (cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
 def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: bool = True,
                 stop_after: int | None = None) -> Path:
     """Train (or resume from OUT/checkpoint.pt) and return the checkpoint's path; the EMA
@@ -112,8 +107,8 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
         writer.writerow(["step", "loss", "log_l1", "sc", "lr", "seconds"])
 
     def checkpoint() -> None:
-        _save(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                          "step": step, "training": asdict(cfg), "codec": model.describe()})
+        atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                          "step": step, "training": asdict(cfg), "codec": model.describe()}, ckpt_path)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="codec", unit="step", disable=not progress)
     last_ckpt = start = time.time()
