@@ -65,20 +65,17 @@ def held_out_clips(data_dir: Path, per_role: int = 6, seconds: float = 10.0, see
     return clips
 
 
-def spectral_codec_system(checkpoint: Path, iterations: int = 32) -> Callable[[np.ndarray], np.ndarray]:
-    """audio -> audio through a spectral codec checkpoint (EMA weights) and Griffin-Lim."""
+def spectral_codec_system(checkpoint: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """audio -> audio through a spectral codec checkpoint (EMA weights), in torch."""
     import torch
 
-    from sideman.models.spectral_codec import griffin_lim
     from sideman.training.codec_training import load_codec
 
     model = load_codec(checkpoint)
 
     def run(audio: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            x = torch.from_numpy(audio)[None]
-            log_mag = model.decode_log_magnitude(model.encode(x))
-            return griffin_lim(torch.exp(log_mag), model.config.n_fft, model.config.hop, iterations)[0].numpy()
+            return model.decode(model.encode(torch.from_numpy(audio)[None]))[0].numpy()
     return run
 
 

@@ -1,19 +1,23 @@
-"""A frame-rate convolutional codec on STFT magnitudes, sized for CPU training.
+"""A frame-rate convolutional codec that decodes to a complex STFT, sized for CPU training.
 
 The consistency autoencoder (`models.autoencoder`, Music2Latent2-style) needs GPU-scale
 training to make notes; on 2 CPU cores it learned envelopes and onsets but no harmonics.
 This codec is the deterministic alternative the codec issue measures:
 
-    audio (B, 2, N) -> STFT (n_fft 2048, hop 512, Hann) -> log magnitude (B, 2*1024, T)
-      -> encoder: 1x1 projection, ConvNeXt-1d blocks, 3 stride-2 steps (hop 512 -> 4096)
-      -> latent (B, 64, T/8), tanh-bounded: the paper's 64 channels at a 4096-sample hop
-      -> decoder: the mirror image, transposed-conv upsampling -> log magnitude (B, 2*1024, T)
+    audio (B, 2, N)
+      -> analysis: log magnitudes of STFTs at several window lengths, all at hop 512
+         (the long window resolves bass semitones, the short one places onsets)
+      -> encoder: 1x1 projection, ConvNeXt-1d blocks, `levels` stride-2 steps
+      -> latent (B, C, N / latent_hop), tanh-bounded
+      -> decoder: the mirror image, transposed-conv upsampling to hop 512
+      -> head: per frame and channel, a log magnitude and a phase direction (x, y) per bin
+      -> complex STFT (n_fft 2048, hop 512) -> inverse STFT -> audio (B, 2, N)
 
-Phase is not coded: the decoder predicts magnitudes and the audio comes back by
-Griffin-Lim (`griffin_lim`). The objective (`codec_loss`) is L1 on log magnitude (the
-envelope, onsets, silence) plus spectral convergence on linear magnitude, which weighs
-the loud harmonic peaks that carry pitch; without the second term a codec of this shape
-learns no harmonic lines (design notes, "What a small codec learns on these 2 cores").
+Phase is learned (as Vocos): there is no iterative phase search at decode time. The
+objective (`codec_loss`) compares the decoded audio with the input through STFTs at five
+resolutions (log-magnitude L1 for envelopes and silence, spectral convergence on linear
+magnitude for the loud harmonic peaks that carry pitch; the 8192-sample window resolves
+bass semitones) and a log-mel term, the unit `sideman codec eval` reports.
 """
 from __future__ import annotations
 
@@ -24,35 +28,42 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 
 LOG_FLOOR = 1e-5  # magnitudes below this (about -100 dBFS per bin) read as silence
+LOSS_RESOLUTIONS = (512, 1024, 2048, 4096, 8192)  # loss STFT windows; hop = window / 4
 
 
 @dataclass(frozen=True)
 class CodecConfig:
     """Shape of a spectral codec. levels: stride-2 steps (hop * 2**levels is the latent hop)."""
 
-    n_fft: int = 2048
+    n_fft: int = 2048  # synthesis STFT
     hop: int = 512
-    width: int = 384
-    latent_channels: int = 64
+    analysis_ffts: tuple[int, ...] = (1024, 4096)  # encoder inputs, all at `hop`
+    width: int = 256
+    latent_channels: int = 128
     levels: int = 3
     blocks: int = 2  # ConvNeXt blocks per level (and at the bottom)
     kernel: int = 7
 
     @property
     def bins(self) -> int:
-        return self.n_fft // 2  # the Nyquist bin is dropped
+        return self.n_fft // 2 + 1
+
+    @property
+    def analysis_bins(self) -> int:
+        return sum(n // 2 for n in self.analysis_ffts)  # Nyquist bins dropped
 
     @property
     def latent_hop(self) -> int:
         return self.hop * 2 ** self.levels
 
     def check(self) -> None:
-        if self.n_fft % self.hop or self.width % 4 or min(self.levels, self.blocks, self.latent_channels) < 1:
+        if (self.n_fft % self.hop or self.width % 4 or min(self.levels, self.blocks, self.latent_channels) < 1
+                or not self.analysis_ffts or any(n % self.hop for n in self.analysis_ffts)):
             raise ValueError(f"invalid codec config {self}")
 
 
 CODEC_PRESETS = {
-    "tiny": CodecConfig(width=32, latent_channels=8, blocks=1),
+    "tiny": CodecConfig(width=32, latent_channels=8, blocks=1, analysis_ffts=(1024,)),
     "small": CodecConfig(width=256),
     "base": CodecConfig(width=384),
 }
@@ -77,33 +88,33 @@ class ConvNeXt1d(nn.Module):
         return x + (self.scale * h).transpose(1, 2)
 
 
-class Spectrogram(nn.Module):
-    """Stereo audio (B, 2, N), N a multiple of hop -> magnitude (B, 2, bins, N/hop), float32.
+def stft(audio: Tensor, n_fft: int, hop: int) -> Tensor:
+    """Audio (B, C, N) -> complex STFT (B, C, n_fft/2+1, N/hop + 1), Hann window, frame j
+    centred on sample hop*j (zero padding outside), float32."""
+    b, c, n = audio.shape
+    window = torch.hann_window(n_fft, device=audio.device)
+    spec = torch.stft(audio.reshape(b * c, n).float(), n_fft, hop, window=window, center=True,
+                      pad_mode="constant", return_complex=True)
+    return spec.reshape(b, c, *spec.shape[1:])
 
-    Frame j is centred on sample hop*j (zero padding outside), as `models.stft`."""
 
-    def __init__(self, n_fft: int, hop: int):
-        super().__init__()
-        self.n_fft, self.hop = n_fft, hop
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    def forward(self, audio: Tensor) -> Tensor:
-        b, c, n = audio.shape
-        spec = torch.stft(audio.reshape(b * c, n).float(), self.n_fft, self.hop, window=self.window,
-                          center=True, pad_mode="constant", return_complex=True)
-        return spec[:, :-1, : n // self.hop].abs().reshape(b, c, self.n_fft // 2, n // self.hop)
+def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
+    """Inverse of `stft`: complex (B, C, n_fft/2+1, T) -> audio (B, C, length)."""
+    b, c, f, t = spec.shape
+    window = torch.hann_window(n_fft, device=spec.device)
+    audio = torch.istft(spec.reshape(b * c, f, t), n_fft, hop, window=window, center=True, length=length)
+    return audio.reshape(b, c, length)
 
 
 class SpectralCodec(nn.Module):
-    """Encoder and decoder of log-magnitude STFT frames (see the module docstring)."""
+    """Encoder and decoder of stereo audio through STFT frames (see the module docstring)."""
 
     def __init__(self, config: CodecConfig):
         super().__init__()
         config.check()
         self.config = config
-        w, k, bins = config.width, config.kernel, config.bins
-        self.spectrogram = Spectrogram(config.n_fft, config.hop)
-        self.enc_in = nn.Conv1d(2 * bins, w, 1)
+        w, k = config.width, config.kernel
+        self.enc_in = nn.Conv1d(2 * config.analysis_bins, w, 1)
         self.enc = nn.ModuleList()
         for _ in range(config.levels):
             self.enc.extend([*(ConvNeXt1d(w, k) for _ in range(config.blocks)), nn.Conv1d(w, w, 4, 2, 1)])
@@ -114,7 +125,7 @@ class SpectralCodec(nn.Module):
         for _ in range(config.levels):
             self.dec.extend([nn.ConvTranspose1d(w, w, 4, 2, 1), *(ConvNeXt1d(w, k) for _ in range(config.blocks))])
         self.dec_norm = nn.LayerNorm(w)
-        self.dec_out = nn.Conv1d(w, 2 * bins, 1)
+        self.head = nn.Linear(w, 2 * 3 * config.bins)  # per channel and bin: log magnitude, phase x, phase y
         self._init()
 
     def _init(self) -> None:
@@ -122,78 +133,83 @@ class SpectralCodec(nn.Module):
             if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        nn.init.constant_(self.dec_out.bias, float(torch.log(torch.tensor(1e-3))))  # quiet, not silent
+        bins = self.config.bins
+        bias = self.head.bias.view(2, 3, bins)
+        nn.init.constant_(bias[:, 0], -4.0)  # quiet, but above the loss floors (their gradients flow)
+        nn.init.constant_(bias[:, 1], 1.0)   # a defined phase direction at the start
 
-    @staticmethod
-    def log_magnitude(mag: Tensor) -> Tensor:
-        """(B, 2, F, T) magnitudes -> (B, 2F, T) log magnitudes (the codec's features)."""
-        b, c, f, t = mag.shape
-        return torch.log(mag.clamp_min(LOG_FLOOR)).reshape(b, c * f, t)
+    def features(self, audio: Tensor) -> Tensor:
+        """Audio (B, 2, N) -> encoder input (B, 2 * analysis_bins, N / hop): log magnitudes."""
+        n = audio.shape[-1] // self.config.hop
+        mags = [stft(audio, n_fft, self.config.hop)[:, :, :-1, :n].abs() for n_fft in self.config.analysis_ffts]
+        mag = torch.cat(mags, dim=2)
+        return torch.log(mag.clamp_min(LOG_FLOOR)).flatten(1, 2)
 
-    def encode_magnitude(self, mag: Tensor) -> Tensor:
-        """Magnitudes (B, 2, F, T), T a multiple of 2**levels -> latents (B, C, T / 2**levels) in (-1, 1)."""
-        h = self.enc_in(self.log_magnitude(mag))
+    def encode(self, audio: Tensor) -> Tensor:
+        """Audio (B, 2, N), N a multiple of the latent hop -> latents (B, C, N / latent_hop) in (-1, 1)."""
+        if audio.shape[-1] % self.config.latent_hop:
+            raise ValueError(f"audio length must be a multiple of {self.config.latent_hop} samples")
+        h = self.enc_in(self.features(audio))
         for layer in self.enc:
             h = layer(h)
         return torch.tanh(self.enc_out(h))
 
-    def encode(self, audio: Tensor) -> Tensor:
-        """Audio (B, 2, N), N a multiple of the latent hop -> latents (B, C, N / latent_hop)."""
-        if audio.shape[-1] % self.config.latent_hop:
-            raise ValueError(f"audio length must be a multiple of {self.config.latent_hop} samples")
-        return self.encode_magnitude(self.spectrogram(audio))
-
-    def decode_log_magnitude(self, z: Tensor) -> Tensor:
-        """Latents (B, C, L) -> predicted log magnitudes (B, 2, F, L * 2**levels)."""
+    def decode_spectrum(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Latents (B, C, L) -> (log magnitude, phase x, phase y), each (B, 2, bins, L * 2**levels + 1)."""
         h = self.dec_in(z)
         for layer in self.dec:
             h = layer(h)
-        h = self.dec_out(self.dec_norm(h.transpose(1, 2)).transpose(1, 2))
-        return h.reshape(h.shape[0], 2, self.config.bins, h.shape[-1]).float()
+        h = F.pad(h, (0, 1), mode="replicate")  # the STFT's closing frame (centred on sample N)
+        h = self.head(self.dec_norm(h.transpose(1, 2))).float()  # (B, T+1, 2*3*bins)
+        h = h.reshape(h.shape[0], h.shape[1], 2, 3, self.config.bins).permute(3, 0, 2, 4, 1)
+        return h[0], h[1], h[2]
 
-    def forward(self, audio: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(target magnitudes (B, 2, F, T), predicted log magnitudes (B, 2, F, T), latents)."""
-        mag = self.spectrogram(audio)
-        z = self.encode_magnitude(mag)
-        return mag, self.decode_log_magnitude(z), z
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32."""
+        log_mag, x, y = self.decode_spectrum(z)
+        mag = torch.exp(log_mag.clamp(max=6.0))
+        norm = torch.sqrt(x * x + y * y + 1e-8)
+        spec = torch.complex(mag * x / norm, mag * y / norm)
+        return istft(spec, self.config.n_fft, self.config.hop, z.shape[-1] * self.config.latent_hop)
+
+    def forward(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """(reconstruction (B, 2, N), latents)."""
+        z = self.encode(audio)
+        return self.decode(z), z
 
     def describe(self) -> dict:
-        return {"kind": "spectral_codec", "config": asdict(self.config),
+        return {"kind": "spectral_codec", "version": 2, "config": asdict(self.config),
                 "parameters": sum(p.numel() for p in self.parameters())}
 
 
-def codec_loss(mag: Tensor, log_pred: Tensor, sc_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
-    """L1 on log magnitude + sc_weight x spectral convergence on linear magnitude (per item,
-    then averaged); both (B, 2, F, T) in float32. Returns (loss, {term: value})."""
-    log_target = torch.log(mag.clamp_min(LOG_FLOOR))
-    l1 = (log_pred - log_target).abs().mean()
-    pred = torch.exp(log_pred.clamp(max=5.0))
-    dims = tuple(range(1, mag.ndim))
-    sc = (torch.linalg.vector_norm(pred - mag, dim=dims) /
-          torch.linalg.vector_norm(mag, dim=dims).clamp_min(1e-3)).mean()
-    return l1 + sc_weight * sc, {"log_l1": float(l1.detach()), "sc": float(sc.detach())}
+_MEL = {}
 
 
-def griffin_lim(mag: Tensor, n_fft: int = 2048, hop: int = 512, iterations: int = 32,
-                momentum: float = 0.99, seed: int = 0) -> Tensor:
-    """Audio (B, 2, T*hop) from magnitudes (B, 2, F, T) by fast Griffin-Lim (Perraudin et
-    al. 2013), frames centred as `Spectrogram` (the Nyquist bin restored as 0)."""
-    b, c, f, t = mag.shape
-    n = t * hop
-    window = torch.hann_window(n_fft, device=mag.device)
-    full = F.pad(mag.reshape(b * c, f, t), (0, 1, 0, 1))  # restore the Nyquist bin and one frame
-    gen = torch.Generator().manual_seed(seed)
-    angles = torch.exp(2j * torch.pi * torch.rand(full.shape, generator=gen))
-    previous = torch.zeros_like(angles)
+def _mel_bank(n_fft: int, n_mels: int = 128, sample_rate: int = 48_000) -> Tensor:
+    if (n_fft, n_mels) not in _MEL:
+        from sideman.training.ae_eval import mel_filterbank  # the metric's own filterbank
 
-    def istft(spec):
-        return torch.istft(spec, n_fft, hop, window=window, center=True, length=n)
+        _MEL[n_fft, n_mels] = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)).float()
+    return _MEL[n_fft, n_mels]
 
-    for _ in range(iterations):
-        audio = istft(full * angles)
-        rebuilt = torch.stft(audio, n_fft, hop, window=window, center=True, pad_mode="constant",
-                             return_complex=True)[..., : t + 1]
-        accelerated = rebuilt - (momentum / (1 + momentum)) * previous
-        previous = rebuilt
-        angles = accelerated / accelerated.abs().clamp_min(1e-8)
-    return istft(full * angles).reshape(b, c, n)
+
+def codec_loss(audio: Tensor, rec: Tensor, sc_weight: float = 1.0, mel_weight: float = 1.0,
+               resolutions: tuple[int, ...] = LOSS_RESOLUTIONS) -> tuple[Tensor, dict[str, float]]:
+    """Multi-resolution STFT loss of rec against audio, both (B, 2, N) float32.
+
+    Per resolution: L1 of log magnitudes + sc_weight x spectral convergence (per item);
+    averaged over resolutions; plus mel_weight x L1 of log10 mel power (128 mels, 2048/512:
+    the log-mel L1 that `sideman codec eval` reports). Returns (loss, {term: value})."""
+    log_l1 = sc = 0.0
+    for n_fft in resolutions:
+        ref, est = (stft(x, n_fft, n_fft // 4).abs() for x in (audio, rec))
+        log_l1 = log_l1 + (torch.log(ref.clamp_min(LOG_FLOOR)) - torch.log(est.clamp_min(LOG_FLOOR))).abs().mean()
+        dims = tuple(range(1, ref.ndim))
+        sc = sc + (torch.linalg.vector_norm(est - ref, dim=dims) /
+                   torch.linalg.vector_norm(ref, dim=dims).clamp_min(1e-3)).mean()
+    log_l1, sc = log_l1 / len(resolutions), sc / len(resolutions)
+    bank = _mel_bank(2048).to(audio.device)
+    ref, est = (torch.log10((bank @ stft(x, 2048, 512).abs() ** 2).clamp_min(LOG_FLOOR)) for x in (audio, rec))
+    mel = (ref - est).abs().mean()
+    loss = log_l1 + sc_weight * sc + mel_weight * mel
+    return loss, {"log_l1": float(log_l1.detach()), "sc": float(sc.detach()), "mel": float(mel.detach())}

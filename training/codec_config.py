@@ -17,7 +17,7 @@ def _opt(default, help: str):
 class CodecTraining:
     """Settings of a codec training run (the preset names the network's shape)."""
 
-    preset: str = _opt("base", "network shape: " + ", ".join(CODEC_PRESET_NAMES))
+    preset: str = _opt("small", "network shape: " + ", ".join(CODEC_PRESET_NAMES))
     steps: int = _opt(6000, "optimiser steps")
     batch_size: int = _opt(12, "crops per step")
     crop: int = _opt(98_304, "crop length in samples, a multiple of 4096 (98304: 2.05 s)")
@@ -27,6 +27,7 @@ class CodecTraining:
     weight_decay: float = _opt(0.01, "AdamW weight decay")
     grad_clip: float = _opt(1.0, "gradient norm clipping")
     sc_weight: float = _opt(1.0, "weight of spectral convergence on linear magnitude (beside log-magnitude L1)")
+    mel_weight: float = _opt(1.0, "weight of the log10 mel-power L1 (the unit codec eval reports)")
     ema_decay: float = _opt(0.999, "EMA of the weights (the EMA weights are the codec)")
     mix_prob: float = _opt(0.25, "share of crops that are mixes of several stems")
     silence_db: float = _opt(-50.0, "crops quieter than this (RMS dBFS) are drawn again")

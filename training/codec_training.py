@@ -104,7 +104,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     if step == 0:
-        writer.writerow(["step", "loss", "log_l1", "sc", "lr", "seconds"])
+        writer.writerow(["step", "loss", "log_l1", "sc", "mel", "lr", "seconds"])
 
     def checkpoint() -> None:
         atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
@@ -112,16 +112,15 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
 
     bar = tqdm(total=cfg.steps, initial=step, desc="codec", unit="step", disable=not progress)
     last_ckpt = start = time.time()
-    sums = {"loss": 0.0, "log_l1": 0.0, "sc": 0.0}
+    sums = {"loss": 0.0, "log_l1": 0.0, "sc": 0.0, "mel": 0.0}
     while step < stop:
         lr = learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         audio = bank.batch(cfg, step)
-        mag = model.spectrogram(audio)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            log_pred = model.decode_log_magnitude(model.encode_magnitude(mag))
-        loss, terms = codec_loss(mag, log_pred.float(), cfg.sc_weight)
+            rec, _ = model(audio)
+        loss, terms = codec_loss(audio, rec.float(), cfg.sc_weight, cfg.mel_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -131,11 +130,11 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
                 e.lerp_(p, 1 - cfg.ema_decay)
         step += 1
         sums["loss"] += float(loss.detach())
-        sums["log_l1"] += terms["log_l1"]
-        sums["sc"] += terms["sc"]
+        for k, v in terms.items():
+            sums[k] += v
         bar.update()
         if step % cfg.log_every == 0:
-            writer.writerow([step] + [f"{sums[k] / cfg.log_every:.5f}" for k in ("loss", "log_l1", "sc")]
+            writer.writerow([step] + [f"{sums[k] / cfg.log_every:.5f}" for k in sums]
                             + [f"{lr:.3g}", f"{time.time() - start:.1f}"])
             log.flush()
             bar.set_postfix(loss=f"{sums['loss'] / cfg.log_every:.3f}")
@@ -153,6 +152,7 @@ def load_codec(path: Path) -> SpectralCodec:
     from sideman.models.spectral_codec import CodecConfig
 
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = SpectralCodec(CodecConfig(**state["codec"]["config"]))
+    config = state["codec"]["config"]
+    model = SpectralCodec(CodecConfig(**{**config, "analysis_ffts": tuple(config["analysis_ffts"])}))
     model.load_state_dict(state["ema"])
     return model.eval()

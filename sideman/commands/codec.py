@@ -38,7 +38,7 @@ def _eval(args: argparse.Namespace) -> int:
     from sideman.evaluation.codec_eval import (bundle_system, evaluate_codecs, example_pictures, held_out_clips,
                                                markdown, resample_system, spectral_codec_system, to_json)
 
-    systems = {Path(c).parent.name or str(c): spectral_codec_system(Path(c), args.iterations) for c in args.checkpoint}
+    systems = {Path(c).parent.name or str(c): spectral_codec_system(Path(c)) for c in args.checkpoint}
     for bundle in args.bundle:
         systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
     systems["48-24-48 kHz round trip"] = resample_system()
@@ -74,6 +74,5 @@ def register(sub) -> None:
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--per-role", type=int, default=6, help="clips per pitched role (and as many mixes)")
-    e.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval)
