@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .instruments import ROLE_TABLE, ROLES, Program
-from .melody import LEAD_STYLES
-from .patterns import STYLES, Bar, Note
-from .theory import NOTE_NAMES, PROGRESSIONS, Key, diatonic_chord
+from sideman.data.instruments import ROLE_TABLE, ROLES, Program
+from sideman.data.melody import LEAD_STYLES
+from sideman.data.patterns import STYLES, Bar, Note
+from sideman.data.theory import NOTE_NAMES, PROGRESSIONS, Key, diatonic_chord
 
 ALL_STYLES = {**STYLES, "lead": LEAD_STYLES}
 

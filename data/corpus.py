@@ -24,10 +24,10 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 from tqdm import tqdm
 
-from .arrangement import Song, chord_name, generate_song
-from .fluidsynth import RenderError, find_fluidsynth, find_soundfont, render_midi
-from .midi_io import write_midi
-from .tags import caption, stem_tags
+from sideman.data.arrangement import Song, chord_name, generate_song
+from sideman.data.fluidsynth import RenderError, find_fluidsynth, find_soundfont, render_midi
+from sideman.data.midi_io import write_midi
+from sideman.data.tags import caption, stem_tags
 
 CORPUS_FORMAT = "sideman-corpus"
 CORPUS_VERSION = 1

@@ -19,8 +19,8 @@ from typing import Callable
 import yaml
 from tqdm import tqdm
 
-from .audio import AUDIO_EXTENSIONS
-from .multitrack import ActivityCache, Multitrack, Problem, Song, Stem, check_song
+from sideman.data.audio import AUDIO_EXTENSIONS
+from sideman.data.multitrack import ActivityCache, Multitrack, Problem, Song, Stem, check_song
 
 MUSDB_STEMS = ("bass", "drums", "other", "vocals")
 MUSDB_TAGS = {"bass": ("bass",), "drums": ("drums", "drum kit"),

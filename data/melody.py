@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .instruments import ROLE_TABLE
-from .patterns import Bar, Note, Pattern, _vel
+from sideman.data.instruments import ROLE_TABLE
+from sideman.data.patterns import Bar, Note, Pattern, _vel
 
 # One-bar rhythms as (onset, duration) in beats, per meter and style.
 RHYTHMS = {

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import mido
 
-from .arrangement import Part, Song
-from .instruments import DRUM_CHANNEL, ROLES
+from sideman.data.arrangement import Part, Song
+from sideman.data.instruments import DRUM_CHANNEL, ROLES
 
 TICKS_PER_BEAT = 480
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioFileError, AudioInfo, audio_info, block_rms, check_channels
+from sideman.data.audio import SAMPLE_RATE, AudioFileError, AudioInfo, audio_info, block_rms, check_channels
 
 BLOCK = 4096  # activity resolution in samples at 48 kHz: one latent frame of the autoencoder
 SILENT_STEM_DB = -60.0  # a stem whose loudest block is below this is silent

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE, load_audio
-from .multitrack import BLOCK, Multitrack, Song, Stem
+from sideman.data.audio import SAMPLE_RATE, load_audio
+from sideman.data.multitrack import BLOCK, Multitrack, Song, Stem
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from .instruments import (CLAP, CLOSED_HAT, CRASH, HIGH_TOM, KICK, LOW_TOM, MID_TOM,
+from sideman.data.instruments import (CLAP, CLOSED_HAT, CRASH, HIGH_TOM, KICK, LOW_TOM, MID_TOM,
                           OPEN_HAT, PEDAL_HAT, RIDE, RIM, SNARE)
-from .theory import Chord, Key, nearest_pitch, voice_chord
+from sideman.data.theory import Chord, Key, nearest_pitch, voice_chord
 
 
 @dataclass(frozen=True)

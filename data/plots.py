@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .audio import SAMPLE_RATE  # noqa: E402
-from .pairs import TrainingPair  # noqa: E402
+from sideman.data.audio import SAMPLE_RATE  # noqa: E402
+from sideman.data.pairs import TrainingPair  # noqa: E402
 
 
 def log_spectrogram(audio: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:

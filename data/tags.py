@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrangement import Part, Song
+from sideman.data.arrangement import Part, Song
 
 
 def register_word(part: Part) -> str:

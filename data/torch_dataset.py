@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .pairs import PairSampler
+from sideman.data.pairs import PairSampler
 
 AUDIO_KEYS = ("target", "context", "clap_audio")
 

@@ -25,8 +25,8 @@ from sideman.models.clap_house import HouseClap
 from sideman.models.consistency import ConsistencyPrecond
 from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 
-from . import autoencoder_parts, bridge_part, clap_parts, dit_step
-from .onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8
+from sideman.export import autoencoder_parts, bridge_part, clap_parts, dit_step
+from sideman.export.onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8
 
 PARITY_TOL = 1e-4
 # int8 variants against PyTorch, relative RMS error (dynamic quantisation: about 1-3%).

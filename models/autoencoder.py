@@ -48,9 +48,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_causal_mask,
+from sideman.models.ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_causal_mask,
                         patchify, sincos_2d, unpatchify)
-from .stft import SpectralTransform
+from sideman.models.stft import SpectralTransform
 
 __all__ = ["AutoencoderConfig", "PRESETS", "DECODE_MODES", "Autoencoder", "Encoder", "Bottleneck", "Decoder",
            "ConsistencyNet", "save_autoencoder", "load_autoencoder", "count_parameters",

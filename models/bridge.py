@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint_io import atomic_torch_save
-from .edm import EDMPrecond, heun_sample, karras_sigmas
+from sideman.models.checkpoint_io import atomic_torch_save
+from sideman.models.edm import EDMPrecond, heun_sample, karras_sigmas
 
 
 @dataclasses.dataclass

@@ -16,9 +16,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..training.schedules import exponential_decay
-from .dit import ConditionDropout
-from .edm import EDMPrecond, _bcast, as_sigma, karras_sigma_at
+from sideman.training.schedules import exponential_decay
+from sideman.models.dit import ConditionDropout
+from sideman.models.edm import EDMPrecond, _bcast, as_sigma, karras_sigma_at
 
 __all__ = ["ConsistencyPrecond", "pseudo_huber", "ConsistencyLoss", "consistency_sigmas",
            "consistency_sample", "DiTConsistencyObjective"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint_io import atomic_torch_save
-from .consistency import ConsistencyPrecond
-from .dit import DiT, DiTConfig
-from .edm import EDMPrecond
+from sideman.models.checkpoint_io import atomic_torch_save
+from sideman.models.consistency import ConsistencyPrecond
+from sideman.models.dit import DiT, DiTConfig
+from sideman.models.edm import EDMPrecond
 
 FORMAT = "sideman-dit-1"
 

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .dit import ConditionDropout
+from sideman.models.dit import ConditionDropout
 
 __all__ = ["as_sigma", "EDMPrecond", "EDMLoss", "karras_sigma_at", "karras_sigmas",
            "heun_sample", "DiTEDMObjective", "Denoiser"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import autoencoder, bridge, clap_house, dit
+from sideman.models import autoencoder, bridge, clap_house, dit
 
 REGISTRY: dict[str, tuple[dict, type]] = {
     "autoencoder": (autoencoder.PRESETS, autoencoder.Autoencoder),

@@ -23,9 +23,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .consistency import ConsistencyPrecond, consistency_sample, consistency_sigmas
-from .edm import heun_sample, karras_sigmas
-from .guidance import guidance_passes
+from sideman.models.consistency import ConsistencyPrecond, consistency_sample, consistency_sigmas
+from sideman.models.edm import heun_sample, karras_sigmas
+from sideman.models.guidance import guidance_passes
 
 __all__ = ["CFGModel", "GuidedDenoiser", "InpaintDenoiser", "LoopDenoiser", "slerp",
            "tile_loop", "sample"]

@@ -17,10 +17,10 @@ import numpy as np
 from sideman.models.guidance import karras_levels
 from sideman.models.spectral_np import log_mel
 
-from .bundle import Bundle
-from .codec import Codec, CodecConfig
-from .engine_api import GenerationSettings, Progress
-from .sampler import GuidedConsistency, SamplerSettings, sample_latents, slerp
+from sideman.plugin_host.bundle import Bundle
+from sideman.plugin_host.codec import Codec, CodecConfig
+from sideman.plugin_host.engine_api import GenerationSettings, Progress
+from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents, slerp
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from sideman.data.audio import AudioFileError, load_audio
 
-from . import osc_protocol as osc
-from .bundle import file_sha256
-from .engine_api import Engine, GenerationSettings
-from .instances import Address, InstanceRegistry
-from .jobs import Cancelled, Job, JobQueue
-from .paths import FolderPolicy, PathRefused
-from .postprocess import bar_aligned_seconds, process_take
-from .takes import TakeStore
+from sideman.plugin_host import osc_protocol as osc
+from sideman.plugin_host.bundle import file_sha256
+from sideman.plugin_host.engine_api import Engine, GenerationSettings
+from sideman.plugin_host.instances import Address, InstanceRegistry
+from sideman.plugin_host.jobs import Cancelled, Job, JobQueue
+from sideman.plugin_host.paths import FolderPolicy, PathRefused
+from sideman.plugin_host.postprocess import bar_aligned_seconds, process_take
+from sideman.plugin_host.takes import TakeStore
 
 log = logging.getLogger("sideman.host")
 VERSION = "0.1.0"

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .paths import atomic_write_bytes
+from sideman.plugin_host.paths import atomic_write_bytes
 
 Address = tuple[str, int]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .paths import atomic_write_bytes
+from sideman.plugin_host.paths import atomic_write_bytes
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ import soxr
 import torch
 from tqdm.auto import tqdm
 
-from ..data.audio import SAMPLE_RATE, load_audio
-from ..data.layouts import read_multitrack
-from ..data.multitrack import BLOCK, Song
-from ..models.autoencoder import Autoencoder, load_autoencoder
-from .ae_training import split_songs
+from sideman.data.audio import SAMPLE_RATE, load_audio
+from sideman.data.layouts import read_multitrack
+from sideman.data.multitrack import BLOCK, Song
+from sideman.models.autoencoder import Autoencoder, load_autoencoder
+from sideman.training.ae_training import split_songs
 
 __all__ = ["si_sdr", "multires_stft_distance", "log_mel_l1", "mel_filterbank", "stereo_image",
            "reconstruction_metrics", "resample_roundtrip", "griffin_lim", "eval_clips",

@@ -41,16 +41,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..data.audio import load_audio
-from ..data.layouts import read_multitrack
-from ..data.multitrack import BLOCK, Multitrack, Song
-from ..data.pairs import song_split
-from ..models.autoencoder import (CONFIG_FILE, PRESETS, Autoencoder, AutoencoderConfig,
+from sideman.data.audio import load_audio
+from sideman.data.layouts import read_multitrack
+from sideman.data.multitrack import BLOCK, Multitrack, Song
+from sideman.data.pairs import song_split
+from sideman.models.autoencoder import (CONFIG_FILE, PRESETS, Autoencoder, AutoencoderConfig,
                                   save_autoencoder, to_chunks)
-from ..models.consistency import pseudo_huber
-from ..models.edm import karras_sigma_at
-from .schedules import exponential_decay
-from .trainer import TrainConfig, Trainer, distributed_env
+from sideman.models.consistency import pseudo_huber
+from sideman.models.edm import karras_sigma_at
+from sideman.training.schedules import exponential_decay
+from sideman.training.trainer import TrainConfig, Trainer, distributed_env
 
 __all__ = ["AudioWindows", "EpochSampler", "ConsistencyObjective", "split_songs",
            "train_autoencoder"]

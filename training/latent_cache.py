@@ -36,11 +36,11 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from ..data.audio import SAMPLE_RATE, load_audio
-from ..data.layouts import read_multitrack
-from ..data.pairs import song_split
-from ..models.autoencoder import Autoencoder, load_autoencoder
-from .ae_training import split_songs
+from sideman.data.audio import SAMPLE_RATE, load_audio
+from sideman.data.layouts import read_multitrack
+from sideman.data.pairs import song_split
+from sideman.models.autoencoder import Autoencoder, load_autoencoder
+from sideman.training.ae_training import split_songs
 
 __all__ = ["encode_corpus", "encode_context_window", "encode_file", "decode_latents",
            "LatentCache", "CACHE_FORMAT"]

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .eval_report import atomic_write
-from .recipes import Recipe
+from sideman.training.eval_report import atomic_write
+from sideman.training.recipes import Recipe
 
 __all__ = ["STAGES", "run_pipeline", "install_bundle", "Run"]
 
@@ -258,7 +258,7 @@ def run_pipeline(root: str | Path, recipe: Recipe, stop_after: str | None = None
         if name == stop_after:
             break
     if "eval" in records:
-        from .pipeline_report import write_report
+        from sideman.training.pipeline_report import write_report
         write_report(run.root, records)
         log(f"report: {run.root / 'REPORT.md'}")
     return records

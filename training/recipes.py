@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
-from .decoder_eq import EqSettings
+from sideman.training.decoder_eq import EqSettings
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from sideman.models.dit import PRESETS, DiT
 from sideman.models.dit_checkpoint import load_dit, save_dit
 from sideman.models.edm import DiTEDMObjective, EDMPrecond
 
-from .dit_data import LatentPairs
-from .trainer import TrainConfig, Trainer, make_loader
+from sideman.training.dit_data import LatentPairs
+from sideman.training.trainer import TrainConfig, Trainer, make_loader
 
 
 def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: str = "edm",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # kept light: `sideman --help` imports this module for its options
-    from ..takes import Take
+    from sideman.plugin_host.takes import Take
 
 RESOURCES = Path(__file__).resolve().parent
 REAPER_SCRIPT = RESOURCES / "reaper" / "sideman_import_take.lua"
@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def links_from_args(args: argparse.Namespace, session: Path) -> list:
     """The take listeners that `args` ask for (empty when no DAW option is given)."""
-    from .ableton_link import AbletonLink
-    from .reaper_link import ReaperLink
+    from sideman.plugin_host.daw.ableton_link import AbletonLink
+    from sideman.plugin_host.daw.reaper_link import ReaperLink
 
     links = []
     if args.reaper:

@@ -15,9 +15,9 @@ import logging
 import socket
 from pathlib import Path
 
-from .. import osc_protocol as osc
-from ..takes import Take
-from . import ABLETON_DEFAULT, take_name
+from sideman.plugin_host import osc_protocol as osc
+from sideman.plugin_host.takes import Take
+from sideman.plugin_host.daw import ABLETON_DEFAULT, take_name
 
 log = logging.getLogger("sideman.daw")
 ADDRESS = "/sideman/take_ready"

@@ -23,10 +23,10 @@ import logging
 import socket
 from pathlib import Path
 
-from .. import osc_protocol as osc
-from ..paths import atomic_write_bytes
-from ..takes import Take
-from . import REAPER_DEFAULT, take_name
+from sideman.plugin_host import osc_protocol as osc
+from sideman.plugin_host.paths import atomic_write_bytes
+from sideman.plugin_host.takes import Take
+from sideman.plugin_host.daw import REAPER_DEFAULT, take_name
 
 log = logging.getLogger("sideman.daw")
 REQUEST_NAME = "reaper-request.txt"

@@ -1,5 +1,5 @@
 """Subcommands of `sideman`, one module per pipeline stage; each registers its parsers."""
-from . import codec, data, demo, evaluate, host, models, train
+from sideman.commands import codec, data, demo, evaluate, host, models, train
 
 MODULES = (demo, data, models, train, codec, host, evaluate)
 
