@@ -51,7 +51,7 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
-    from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents
+    from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, sample_latents
     bundle, threads, precisions = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
     def rss_mb(key):
         status = open("/proc/self/status").read()

@@ -14,7 +14,7 @@ from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import PairConfig, PairSampler
 from sideman.evaluation.musicnn import MusicnnEmbedder
 from sideman.training import evaluate as ev
-from sideman.training.eval_references import References
+from sideman.evaluation.eval_references import References
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ clip, the original and the reconstruction are transcribed by basic-pitch and com
 
 - note-F1: onsets within 50 ms, pitch within a quarter tone, offsets ignored;
 - note-seconds of the reconstruction as a share of the original's;
-- log-mel L1 (log10, 128 mels) and the multi-resolution STFT distance (training.ae_eval).
+- log-mel L1 (log10, 128 mels) and the multi-resolution STFT distance (evaluation.ae_eval).
 
 Clips: per pitched role, ``per_role`` 10-s windows of validation songs where that stem is
 loudest-active, plus as many full mixes, drawn with a fixed seed.
@@ -90,7 +90,7 @@ def bundle_system(bundle: Path) -> Callable[[np.ndarray], np.ndarray]:
 def resample_system(low_rate: int = 24_000) -> Callable[[np.ndarray], np.ndarray]:
     """audio -> audio through a 48 -> low_rate -> 48 kHz round trip (soxr VHQ): a reference
     point that keeps every note below low_rate / 2."""
-    from sideman.training.ae_eval import resample_roundtrip
+    from sideman.evaluation.ae_eval import resample_roundtrip
 
     return lambda audio: resample_roundtrip(audio, low_rate)
 
@@ -101,7 +101,7 @@ def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int =
 
     Figures: note_f1, note_share (reconstruction note-seconds / original's), log_mel_l1,
     mrstft; kinds: 'pitched' (all pitched roles), each role, 'mix'."""
-    from sideman.training.ae_eval import log_mel_l1, multires_stft_distance
+    from sideman.evaluation.ae_eval import log_mel_l1, multires_stft_distance
 
     from tqdm import tqdm
 

@@ -1,5 +1,5 @@
 """The autoencoder as three exported networks; the engine does STFT, chunking and the
-two-step decoding loop in numpy (plugin_host.codec) around them.
+two-step decoding loop in numpy (numerics.autoencoder) around them.
 
     encoder.onnx   spec (B, 4, bins, frames) -> latents (B, 64, frames / 8)   [whole chunks]
     decoder.onnx   latents (B, 64, T) -> features (B, T / chunk_latents, tokens, width)

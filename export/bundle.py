@@ -1,6 +1,6 @@
 """`sideman export`: write a model bundle (ONNX files + manifest) from trained models.
 
-The bundle layout and its reader are in plugin_host.bundle. Every exported file is checked
+The bundle layout is in export.bundle_format, its reader in plugin_host.bundle. Every exported file is checked
 with onnx.checker and, unless `check=False`, compared with its PyTorch module on random
 inputs (tolerance `PARITY_TOL`, max abs difference relative to the output's max abs).
 """
@@ -23,7 +23,7 @@ from sideman.models.autoencoder import DECODE_MODES, Autoencoder
 from sideman.models.bridge import ClapBridge
 from sideman.models.clap_house import HouseClap
 from sideman.models.consistency import ConsistencyPrecond
-from sideman.plugin_host.bundle import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
+from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
 
 from sideman.export import autoencoder_parts, bridge_part, clap_parts, dit_step
 from sideman.export.onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8

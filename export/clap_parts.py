@@ -1,5 +1,5 @@
-"""The house CLAP's towers for ONNX; the engine computes log-mels (models.spectral_np) and
-MiniLM sentence embeddings (models.minilm_np) in numpy around them.
+"""The house CLAP's towers for ONNX; the engine computes log-mels (numerics.spectral) and
+MiniLM sentence embeddings (numerics.minilm) in numpy around them.
 
     clap_audio.onnx  log_mel (B, frames, n_mels) -> embedding (B, 512), unit rows; `frames`
                      is fixed by the clip length (clips are cropped or padded to it first)

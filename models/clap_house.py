@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sideman.models import spectral_np
+from sideman.numerics import spectral as spectral_np
 from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.models.clap import EMBED_DIM, SAMPLE_RATE, ClapEmbedder, EmbeddingCache
 
@@ -86,8 +86,9 @@ PRESETS = {
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """HTK-mel triangular filters, (n_fft // 2 + 1, n_mels), peak weight 1 (see models.spectral_np)."""
-    return torch.from_numpy(spectral_np.mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max))
+    """HTK-mel triangular filters, (n_fft // 2 + 1, n_mels), peak weight 1 (see numerics.spectral)."""
+    bank = spectral_np.mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, unit_area=False)
+    return torch.from_numpy(np.ascontiguousarray(bank.T))
 
 
 class LogMel(nn.Module):

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from sideman.training.schedules import exponential_decay
+from sideman.numerics.schedules import exponential_decay
 from sideman.models.dit import ConditionDropout
 from sideman.models.edm import EDMPrecond, _bcast, as_sigma, karras_sigma_at
 

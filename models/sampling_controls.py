@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from sideman.models.consistency import ConsistencyPrecond, consistency_sample, consistency_sigmas
 from sideman.models.edm import heun_sample, karras_sigmas
-from sideman.models.guidance import guidance_passes
+from sideman.numerics.guidance import guidance_passes
 
 __all__ = ["CFGModel", "GuidedDenoiser", "InpaintDenoiser", "LoopDenoiser", "slerp",
            "tile_loop", "sample"]

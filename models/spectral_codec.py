@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from sideman.numerics.spectral import mel_filterbank  # the log-mel metric's own filterbank
+
 LOG_FLOOR = 1e-5  # magnitudes below this (about -100 dBFS per bin) read as silence
 LOSS_RESOLUTIONS = (512, 1024, 2048, 4096, 8192)  # loss STFT windows; hop = window / 4
 
@@ -187,8 +189,6 @@ _MEL = {}
 
 def _mel_bank(n_fft: int, n_mels: int = 128, sample_rate: int = 48_000) -> Tensor:
     if (n_fft, n_mels) not in _MEL:
-        from sideman.training.ae_eval import mel_filterbank  # the metric's own filterbank
-
         _MEL[n_fft, n_mels] = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)).float()
     return _MEL[n_fft, n_mels]
 

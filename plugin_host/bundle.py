@@ -1,13 +1,4 @@
-"""Model bundles: a folder of ONNX files and a manifest, opened with onnxruntime only.
-
-    BUNDLE/manifest.json   format and version, signal settings, schedules, guidance defaults,
-                           each file's SHA-256 and input/output names and shapes, opset,
-                           and the training configuration it came from
-    BUNDLE/*.onnx          encoder, decoder, denoiser (autoencoder), dit_step (C-DiT),
-                           bridge_step (CLAP bridge), clap_audio, clap_text (house CLAP)
-    BUNDLE/tokenizer.json  the text tower's tokenizer
-    BUNDLE/*_fp16.onnx     optional fp16 variants of the heavy parts, for GPUs
-    BUNDLE/*_int8.onnx     optional int8 variants (dynamic quantisation), for CPUs with VNNI
+"""Model bundles (layout: `export.bundle_format`), opened with onnxruntime only.
 
 `Bundle.open` checks the format version and every hash before anything runs, with an
 error that says which file and what to do.
@@ -22,11 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "sideman-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audio", "clap_text")
-REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")
+from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, PARTS, REQUIRED_PARTS, file_sha256
+
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
 PRECISION_HELP = "model variants: auto = fp16 on CUDA when the bundle has them, else fp32; int8 for CPUs"
@@ -34,14 +22,6 @@ PRECISION_HELP = "model variants: auto = fp16 on CUDA when the bundle has them, 
 
 class BundleError(RuntimeError):
     """A bundle that cannot be used: missing, corrupted, or of another format version."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def available_providers() -> list[str]:

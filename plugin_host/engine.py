@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sideman.models.guidance import karras_levels
-from sideman.models.spectral_np import log_mel
+from sideman.numerics.guidance import karras_levels
+from sideman.numerics.spectral import log_mel
 
 from sideman.plugin_host.bundle import Bundle
-from sideman.plugin_host.codec import Codec, CodecConfig
+from sideman.numerics.autoencoder import Codec, CodecConfig
 from sideman.plugin_host.engine_api import GenerationSettings, Progress
-from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents, slerp
+from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, sample_latents, slerp
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class OnnxEngine:
         if not self.bundle.has("clap_text"):
             raise ValueError("this bundle has no text tower: prompts are not available")
         if self._text_encoder is None:
-            from sideman.models.minilm_np import MiniLM
+            from sideman.numerics.minilm import MiniLM
             self._text_encoder = MiniLM()
         return self.bundle.runner("clap_text")({"sentence": self._text_encoder.encode(texts)})
 

@@ -17,7 +17,7 @@ import soundfile as sf
 os.environ.setdefault("PYO_GUI_WX", "0")
 import pyo  # noqa: E402
 
-from sideman.training.loudness import integrated_loudness  # noqa: E402
+from sideman.numerics.loudness import integrated_loudness  # noqa: E402
 
 FADE_SECONDS = 0.01
 

@@ -11,7 +11,7 @@ import torch
 
 from audio_fixtures import write
 from sideman.models.autoencoder import PRESETS, Autoencoder, save_autoencoder
-from sideman.training.ae_eval import (evaluate_autoencoder, griffin_lim, log_mel_l1,
+from sideman.evaluation.ae_eval import (evaluate_autoencoder, griffin_lim, log_mel_l1,
                                       mel_filterbank, multires_stft_distance,
                                       reconstruction_metrics, resample_roundtrip, si_sdr,
                                       stereo_image)

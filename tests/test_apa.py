@@ -1,10 +1,10 @@
-"""Tests for sideman.training.apa (Accompaniment Prompt Adherence)."""
+"""Tests for sideman.evaluation.apa (Accompaniment Prompt Adherence)."""
 
 import numpy as np
 import pytest
 
-from sideman.training import apa as apa_mod
-from sideman.training.loudness import integrated_loudness, normalize_loudness
+from sideman.evaluation import apa as apa_mod
+from sideman.numerics.loudness import integrated_loudness, normalize_loudness
 
 SR = 48000
 

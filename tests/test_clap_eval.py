@@ -9,7 +9,7 @@ import torch
 from sideman.data.layouts import read_multitrack
 from sideman.models.clap_house import PRESETS as CLAP_PRESETS
 from sideman.models.clap_house import HouseClap
-from sideman.training.clap_eval import (evaluate_clap, instrument_family, paraphrase, parse_tags,
+from sideman.evaluation.clap_eval import (evaluate_clap, instrument_family, paraphrase, parse_tags,
                                         window_pairs)
 from sideman.training.train_bridge import train_bridge
 from test_train_clap import STEMS, HashText, make_folder_corpus

@@ -1,11 +1,11 @@
-"""Tests for sideman.training.clap_score (CS_AA, CS_TA)."""
+"""Tests for sideman.evaluation.clap_score (CS_AA, CS_TA)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from sideman.training import clap_score as cs
+from sideman.evaluation import clap_score as cs
 
 
 def test_cosine_similarities_hand_made():

@@ -103,7 +103,7 @@ def _check_demo_output(out, stdout):
     assert (out / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     stem, _ = sf.read(str(out / "stem.wav"))
     assert np.isfinite(stem).all() and np.abs(stem).max() > 0
-    from sideman.training.loudness import integrated_loudness
+    from sideman.numerics.loudness import integrated_loudness
 
     context, _ = sf.read(str(out / "context.wav"))
     # the stem is handed over as the host hands takes to the DAW: 3 LU under the context

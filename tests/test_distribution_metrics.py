@@ -1,4 +1,4 @@
-"""Tests for sideman.training.distribution_metrics (FAD, KD, Density/Coverage, batching)."""
+"""Tests for sideman.evaluation.distribution_metrics (FAD, KD, Density/Coverage, batching)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from sideman.training import distribution_metrics as dm
+from sideman.evaluation import distribution_metrics as dm
 
 
 def random_spd(rng, d):

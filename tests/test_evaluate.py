@@ -11,9 +11,9 @@ import pytest
 from audio_fixtures import tone, write
 from bundle_fixture import make_tiny_bundle
 from sideman.data.pairs import song_split
-from sideman.training import evaluate as ev
-from sideman.training.distribution_metrics import fad
-from sideman.training.eval_report import METRICS, is_number, read_csv
+from sideman.evaluation import evaluate as ev
+from sideman.evaluation.distribution_metrics import fad
+from sideman.evaluation.eval_report import METRICS, is_number, read_csv
 
 SEED = 3
 TINY = ["--preset", "tiny", "--seconds", "2", "--steps", "2", "--threads", "1", "--seed", str(SEED)]
@@ -323,7 +323,7 @@ def test_engine_clap_embedder_is_the_bundles_towers(bundle):
     assert np.abs(embedder.embed_audio([clip]) - engine.embed_audio([clip])).max() < 1e-5
     assert embedder.model_id.startswith("bundle-clap:")
     noise = ev.white_noise(clip, seed=5)
-    from sideman.training.loudness import integrated_loudness
+    from sideman.numerics.loudness import integrated_loudness
     assert integrated_loudness(noise, 48000) == pytest.approx(integrated_loudness(clip, 48000), abs=0.01)
 
 
@@ -347,7 +347,7 @@ def test_an_extra_space_with_the_same_embedder_gives_the_same_numbers(bundle, da
 
 
 def test_pca_subspace_distances():
-    from sideman.training.eval_references import GaussianRef, Projection
+    from sideman.evaluation.eval_references import GaussianRef, Projection
 
     rng = np.random.default_rng(0)
     basis = rng.standard_normal((3, 40))  # the data live in a 3-d subspace of 40 dims, plus a little noise

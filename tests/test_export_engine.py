@@ -12,12 +12,12 @@ import torch
 
 from bundle_fixture import make_tiny_bundle, tiny_models
 from sideman.models.clap_house import HouseClapEmbedder
-from sideman.models.guidance import consistency_levels, karras_levels
+from sideman.numerics.guidance import consistency_levels, karras_levels
 from sideman.models.sampling_controls import CFGModel
 from sideman.plugin_host.bundle import Bundle, BundleError
 from sideman.plugin_host.engine import Controls, OnnxEngine
 from sideman.plugin_host.engine_api import GenerationSettings
-from sideman.plugin_host.sampler import GuidedConsistency, SamplerSettings, sample_latents
+from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, sample_latents
 
 torch.set_num_threads(1)
 
@@ -108,7 +108,7 @@ def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
     it2 = iter(draws)
     spec = engine.codec._sample(engine.codec.decoder({"latents": ref}), 2, lambda shape: next(it2))
     spec = spec * engine.codec.eq_gain
-    from sideman.models.spectral_np import ae_audio
+    from sideman.numerics.spectral import ae_audio
     cfg = engine.codec.cfg
     ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, 20000)
     assert np.abs(ours - ref_audio).max() < 1e-3 * max(1.0, np.abs(ref_audio).max())
@@ -127,7 +127,7 @@ def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, monke
     it2 = iter(draws)
     spec = engine.codec._sample_parallel(engine.codec.decoder({"latents": latents}), steps, lambda shape: next(it2))
     spec = spec * engine.codec.eq_gain
-    from sideman.models.spectral_np import ae_audio
+    from sideman.numerics.spectral import ae_audio
     cfg = engine.codec.cfg
     ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, ref.shape[-1])
     assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())

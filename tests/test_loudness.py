@@ -1,11 +1,11 @@
-"""Tests for sideman.training.loudness (ITU-R BS.1770-4 integrated loudness)."""
+"""Tests for sideman.numerics.loudness (ITU-R BS.1770-4 integrated loudness)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from sideman.training import loudness as ld
+from sideman.numerics import loudness as ld
 
 
 def sine(sr, seconds=5.0, freq=997.0, amp=1.0):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import needs_fluidsynth
-from sideman.training.pipeline import STAGES, install_bundle, run_pipeline
-from sideman.training.recipes import RECIPES, AutoencoderStage, Recipe
+from sideman.pipeline.pipeline import STAGES, install_bundle, run_pipeline
+from sideman.pipeline.recipes import RECIPES, AutoencoderStage, Recipe
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

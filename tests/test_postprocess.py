@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sideman.plugin_host.postprocess import bar_aligned_seconds, loudness_gain, process_take, render_take
-from sideman.training.loudness import integrated_loudness
+from sideman.numerics.loudness import integrated_loudness
 
 
 def sine(freq, seconds, sr=48000, amp=0.3):

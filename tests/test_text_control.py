@@ -5,7 +5,7 @@ import numpy as np
 
 from sideman.data.instruments import ROLES
 from sideman.data.multitrack import BLOCK, Song, Stem
-from sideman.training.text_control import (ROLE_PROMPTS, Probe, _accuracy, loudest_window,
+from sideman.evaluation.text_control import (ROLE_PROMPTS, Probe, _accuracy, loudest_window,
                                            nearest_role, probes)
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from sideman.training.schedules import ema_decay, exponential_decay, warmup_cosine
+from sideman.numerics.schedules import ema_decay, exponential_decay, warmup_cosine
 from sideman.training.trainer import (EMA, TrainConfig, Trainer, atomic_save, load_weights,
                                       make_loader)
 

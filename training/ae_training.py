@@ -49,7 +49,7 @@ from sideman.models.autoencoder import (CONFIG_FILE, PRESETS, Autoencoder, Autoe
                                   save_autoencoder, to_chunks)
 from sideman.models.consistency import pseudo_huber
 from sideman.models.edm import karras_sigma_at
-from sideman.training.schedules import exponential_decay
+from sideman.numerics.schedules import exponential_decay
 from sideman.training.trainer import TrainConfig, Trainer, distributed_env
 
 __all__ = ["AudioWindows", "EpochSampler", "ConsistencyObjective", "split_songs",

@@ -25,7 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-from sideman.models.spectral_np import stft
+from sideman.numerics.spectral import stft
 
 __all__ = ["EqSettings", "EqMeasurement", "long_term_power", "octave_smooth", "equaliser_db", "measure_decoder_eq",
            "calibrate_autoencoder", "plot_decoder_eq"]

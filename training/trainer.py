@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from sideman.training.schedules import ema_decay, warmup_cosine
+from sideman.numerics.schedules import ema_decay, warmup_cosine
 
 __all__ = ["TrainConfig", "EMA", "Trainer", "make_loader", "load_weights",
            "distributed_env", "init_distributed", "atomic_save", "plot_history"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _protocol(args: argparse.Namespace):
-    from sideman.training.evaluate import PRESETS
+    from sideman.evaluation.evaluate import PRESETS
 
     proto = PRESETS[args.preset]
     overrides = {"n_batches": args.batches, "batch_size": args.batch_size, "n_ref": args.references,
@@ -17,7 +17,7 @@ def _protocol(args: argparse.Namespace):
 
 
 def _variants(args: argparse.Namespace) -> list:
-    from sideman.training.evaluate import Variant, load_variants, parse_variant
+    from sideman.evaluation.evaluate import Variant, load_variants, parse_variant
 
     if args.bundle is not None:
         return [Variant("bundle", args.bundle, args.steps)]
@@ -27,7 +27,7 @@ def _variants(args: argparse.Namespace) -> list:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from sideman.training.evaluate import EvalConfig, evaluate, parse_settings
+    from sideman.evaluation.evaluate import EvalConfig, evaluate, parse_settings
 
     config = EvalConfig(protocol=_protocol(args), seconds=args.seconds, clap_seconds=args.clap_seconds,
                         seed=args.seed, split=args.split, layout=args.layout, chunk=args.chunk,

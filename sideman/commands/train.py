@@ -42,7 +42,7 @@ def _ae_train(args: argparse.Namespace) -> int:
 
 
 def _ae_eval(args: argparse.Namespace) -> int:
-    from sideman.training.ae_eval import evaluate_autoencoder
+    from sideman.evaluation.ae_eval import evaluate_autoencoder
 
     evaluate_autoencoder(args.checkpoint, args.data, args.out, clips=args.clips, seconds=args.seconds,
                          steps=args.decode_steps, seed=args.seed, split=args.split, mode=args.decode_mode,
@@ -163,7 +163,7 @@ def _train_bridge(args: argparse.Namespace) -> int:
 
 
 def _clap_eval(args: argparse.Namespace) -> int:
-    from sideman.training.clap_eval import evaluate_clap
+    from sideman.evaluation.clap_eval import evaluate_clap
 
     evaluate_clap(args.clap, args.bridge, args.data, args.out, seed=args.seed,
                   validation_fraction=args.validation_fraction)
@@ -173,8 +173,8 @@ def _clap_eval(args: argparse.Namespace) -> int:
 
 def _train_all(args: argparse.Namespace) -> int:
     from sideman.defaults import EMBEDDED_BUNDLE
-    from sideman.training.pipeline import STAGES, install_bundle, run_pipeline
-    from sideman.training.recipes import RECIPES
+    from sideman.pipeline.pipeline import STAGES, install_bundle, run_pipeline
+    from sideman.pipeline.recipes import RECIPES
 
     records = run_pipeline(args.out, RECIPES[args.preset], stop_after=args.stop_after,
                            progress=not args.quiet)
@@ -189,8 +189,8 @@ def _train_all(args: argparse.Namespace) -> int:
 
 
 def _register_all(train) -> None:
-    from sideman.training.pipeline import STAGES
-    from sideman.training.recipes import RECIPES
+    from sideman.pipeline.pipeline import STAGES
+    from sideman.pipeline.recipes import RECIPES
 
     run = train.add_parser(
         "all", help="the whole stack: corpus, autoencoder, CLAP, bridge, DiT (EDM, C-DiT), export, eval",
@@ -199,7 +199,7 @@ def _register_all(train) -> None:
                     "evaluate it, into one run folder. Rerun the same command to resume: finished "
                     "stages are skipped, unfinished ones resume from their checkpoints.")
     run.add_argument("--preset", default="demo", choices=sorted(RECIPES),
-                     help="the recipe (training/recipes.py): demo = the embedded default bundle")
+                     help="the recipe (pipeline/recipes.py): demo = the embedded default bundle")
     run.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     run.add_argument("--stop-after", choices=list(STAGES), help="end after this stage")
     run.add_argument("--install", action="store_true",

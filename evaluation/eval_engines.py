@@ -1,6 +1,6 @@
 """The machinery of `sideman eval` around the models: seeds, the resumable workspace of
 cached units, the metric embedders, loaded engines, CLAP conditions and the white-noise
-bound (see training.evaluate)."""
+bound (see evaluation.evaluate)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +12,9 @@ from typing import Callable
 import numpy as np
 
 from sideman.models.clap import ClapEmbedder
-from sideman.training.eval_config import NOISE_LEVEL, SAMPLE_RATE, Setting
-from sideman.training.eval_report import atomic_write
-from sideman.training.loudness import match_loudness
+from sideman.evaluation.eval_config import NOISE_LEVEL, SAMPLE_RATE, Setting
+from sideman.evaluation.eval_report import atomic_write
+from sideman.numerics.loudness import match_loudness
 
 
 # ------------------------------------------------------------------ seeds, files

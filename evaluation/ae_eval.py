@@ -37,6 +37,7 @@ from sideman.data.audio import SAMPLE_RATE, load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.multitrack import BLOCK, Song
 from sideman.models.autoencoder import Autoencoder, load_autoencoder
+from sideman.numerics.spectral import mel_filterbank
 from sideman.training.ae_training import split_songs
 
 __all__ = ["si_sdr", "multires_stft_distance", "log_mel_l1", "mel_filterbank", "stereo_image",
@@ -87,21 +88,6 @@ def multires_stft_distance(ref, est, resolutions=RESOLUTIONS, floor: float = 1e-
         lm = (sr.clamp_min(floor).log() - se.clamp_min(floor).log()).abs().mean()
         total += float(sc + lm)
     return total / len(resolutions)
-
-
-def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = 2048, n_mels: int = 128,
-                   f_min: float = 0.0, f_max: float | None = None) -> np.ndarray:
-    """``(n_mels, n_fft/2+1)`` triangular filters equally spaced on the HTK mel scale,
-    each normalised to unit area (Slaney-style)."""
-    f_max = f_max or sample_rate / 2
-    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)     # noqa: E731
-    hz = lambda m: 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)      # noqa: E731
-    edges = hz(np.linspace(mel(f_min), mel(f_max), n_mels + 2))
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    lower = (freqs[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
-    upper = (edges[2:, None] - freqs[None]) / (edges[2:, None] - edges[1:-1, None])
-    bank = np.maximum(0.0, np.minimum(lower, upper))
-    return (bank * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
 
 
 _MEL_CACHE: dict[tuple, torch.Tensor] = {}

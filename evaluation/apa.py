@@ -30,8 +30,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sideman.training.distribution_metrics import fad
-from sideman.training.loudness import match_loudness, normalize_loudness
+from sideman.evaluation.distribution_metrics import fad
+from sideman.numerics.loudness import match_loudness, normalize_loudness
 
 MIX_TARGET_LUFS = -20.0
 EmbedFn = Callable[[list], np.ndarray]

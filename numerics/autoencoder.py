@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from sideman.models.spectral_np import ae_audio, ae_spectrogram
+from sideman.numerics.spectral import ae_audio, ae_spectrogram
 
 Run = Callable[[dict[str, np.ndarray]], np.ndarray]
 

@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sideman.training import eval_notes
-from sideman.training.distribution_metrics import MeanStd
+from sideman.evaluation import eval_notes
+from sideman.evaluation.distribution_metrics import MeanStd
 
 METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta")
 HEADERS = {"kd": "KD", "fad": "FAD", "coverage": "Cov", "density": "Den", "apa": "APA",
@@ -76,7 +76,7 @@ class Report:
     meta: dict
     notes: list[str]
     compare: bool = False
-    note_rows: list | None = None  # training.eval_notes.NoteRow per row, when stems were transcribed
+    note_rows: list | None = None  # evaluation.eval_notes.NoteRow per row, when stems were transcribed
 
     def columns(self) -> list[str]:
         return [HEADERS[m] for m in METRICS] + ([TIME_HEADER] if self.compare else [])

@@ -32,7 +32,7 @@ Per batch of candidates and then mean +- std (ddof 0) over the batches, as the p
   loudness-matched to the context, mix at -20 LUFS). Taking X and X' from held-out pairs,
   as the reference statistics of audio-metrics are, keeps the bounds informative: the
   real bound lands near (not exactly at) 1 and random pairing near 0;
-- CS_AA, CS_TA with the paper's ground truths (`training.clap_score`): for CLAP_A and
+- CS_AA, CS_TA with the paper's ground truths (`evaluation.clap_score`): for CLAP_A and
   CLAP_T/CLAP_B the reference audio is the pair's CLAP segment and the text its caption;
   for ctx, uncond and CLAP_A* the removed target stem and its caption.
 
@@ -79,17 +79,17 @@ from tqdm import tqdm
 
 from sideman.evaluation.notes import Transcriber
 from sideman.models.clap import ClapEmbedder
-from sideman.training.apa import anti_reference_pairs, build_mix
-from sideman.training.distribution_metrics import mean_over_batches
-from sideman.training.eval_notes import NoteSide, pack_notes, summarise
-from sideman.training.eval_report import Report, RowResult
-from sideman.training.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
+from sideman.evaluation.apa import anti_reference_pairs, build_mix
+from sideman.evaluation.distribution_metrics import mean_over_batches
+from sideman.evaluation.eval_notes import NoteSide, pack_notes, summarise
+from sideman.evaluation.eval_report import Report, RowResult
+from sideman.evaluation.eval_config import (  # noqa: F401 (re-exported: the `sideman eval` API)
     BOUNDS, CANDIDATE_EPOCH, CODEC, CODEC_LABEL, LEGEND, PRESETS, RANDOM_EPOCH, REF_CHUNK, REFERENCE_EPOCH,
     SAMPLE_RATE, SETTINGS, TAG_ANTI, TAG_CODEC, TAG_GENERATE, TAG_KD, TAG_NOISE, TAG_RANDOM, EvalConfig,
     Protocol, Row, Setting, Variant, build_rows, load_variants, missing_parts, parse_settings, parse_variant)
-from sideman.training.eval_engines import (  # noqa: F401
+from sideman.evaluation.eval_engines import (  # noqa: F401
     EngineClapEmbedder, Engines, Workspace, clap_condition, derive_seed, metric_embedder, rng_for, white_noise)
-from sideman.training.eval_references import (  # noqa: F401
+from sideman.evaluation.eval_references import (  # noqa: F401
     GaussianRef, References, clap_part, distribution_scores, first_of, pair_key)
 
 

@@ -76,17 +76,6 @@ def ae_audio(spec: np.ndarray, n_fft: int, hop: int, alpha: float, beta: float,
     return audio.reshape(b, 2, -1).astype(np.float32)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """HTK-mel triangular filters (n_fft // 2 + 1, n_mels), peak weight 1."""
-    def to_mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-    edges = 700.0 * (10.0 ** (np.linspace(to_mel(f_min), to_mel(f_max), n_mels + 2) / 2595.0) - 1.0)
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)[:, None]
-    rise = (freqs - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
-    fall = (edges[None, 2:] - freqs) / (edges[2:] - edges[1:-1])
-    return np.clip(np.minimum(rise, fall), 0.0, None).astype(np.float32)
-
-
 def log_mel(wave: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int,
             f_min: float, f_max: float) -> np.ndarray:
     """House-CLAP features (models.clap_house.LogMel): (B, S) -> (B, 1 + S // hop, n_mels),
@@ -94,5 +83,24 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: in
     window = hann(n_fft)
     spec = stft(wave, n_fft, hop, window / window.sum())
     power = spec.real ** 2 + spec.imag ** 2
-    mel = power.transpose(0, 2, 1) @ mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
+    bank = np.ascontiguousarray(mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, unit_area=False).T)
+    mel = power.transpose(0, 2, 1) @ bank
     return ((np.log10(mel + 1e-6) + 3.0) / 3.0).astype(np.float32)
+
+
+def mel_filterbank(sample_rate: int = 48_000, n_fft: int = 2048, n_mels: int = 128,
+                   f_min: float = 0.0, f_max: float | None = None, unit_area: bool = True) -> np.ndarray:
+    """(n_mels, n_fft/2+1) triangular filters equally spaced on the HTK mel scale, float32:
+    each normalised to unit area (Slaney-style, the log-mel metric and the codec loss) or,
+    with unit_area False, to peak 1 (the house CLAP's features)."""
+    f_max = f_max or sample_rate / 2
+    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)     # noqa: E731
+    hz = lambda m: 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)      # noqa: E731
+    edges = hz(np.linspace(mel(f_min), mel(f_max), n_mels + 2))
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lower = (freqs[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    upper = (edges[2:, None] - freqs[None]) / (edges[2:, None] - edges[1:-1, None])
+    bank = np.maximum(0.0, np.minimum(lower, upper))
+    if unit_area:
+        bank = bank * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return bank.astype(np.float32)

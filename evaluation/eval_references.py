@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sideman.training.apa import apa_from_distances
-from sideman.training.clap_score import clap_score, clap_scores
-from sideman.training.distribution_metrics import (ReferenceSet, density_coverage, frechet_distance,
+from sideman.evaluation.apa import apa_from_distances
+from sideman.evaluation.clap_score import clap_score, clap_scores
+from sideman.evaluation.distribution_metrics import (ReferenceSet, density_coverage, frechet_distance,
                                                    gaussian_stats, kernel_distance)
-from sideman.training.eval_config import SETTINGS, Protocol, Row
+from sideman.evaluation.eval_config import SETTINGS, Protocol, Row
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What `sideman eval` measures and how: conditioning settings, bounds, the protocol
 (batches and references), the run configuration and the variants to compare
-(see training.evaluate)."""
+(see evaluation.evaluate)."""
 from __future__ import annotations
 
 import re

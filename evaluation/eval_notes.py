@@ -3,7 +3,7 @@ stem of every row and every candidate context is transcribed by basic-pitch, and
 row is summarised by note activity, harmonic fit, register and rhythmic fit, each with a
 95% bootstrap interval, overall and per role (the target stem's name: bass, keys, ...).
 
-Cached units (beside the embedding units of training.evaluate):
+Cached units (beside the embedding units of evaluation.evaluate):
 ``notes/context_NNN.npz``: batch NNN's contexts (pitch-class histograms, onsets, lengths,
 roles); the stems' notes ride in the row units ``rows/<row>/batch_NNN.npz``
 (``notes``, ``note_offsets``). Figures are computed from those when the report is made.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sideman.evaluation.notes import FIGURES, ContextNotes, Interval, Transcriber, bootstrap, stem_figures
-from sideman.training.eval_config import SAMPLE_RATE
+from sideman.evaluation.eval_config import SAMPLE_RATE
 
 TAG_SHIFTS, TAG_BOOT = 7, 8
 # Roles whose stems have pitch; drums are reported but left out of the pitched summaries.
@@ -79,7 +79,7 @@ class NoteSide:
     def figures(self, unit: dict[str, np.ndarray], contexts: list[ContextNotes], first: int) -> dict[str, np.ndarray]:
         """{figure: (B,)} of a row x batch unit's stems against their contexts; `first` is
         the batch's first candidate index (it seeds the random shifts)."""
-        from sideman.training.eval_engines import derive_seed
+        from sideman.evaluation.eval_engines import derive_seed
 
         per = [stem_figures(n, c, derive_seed(self.seed, TAG_SHIFTS, first + i))
                for i, (n, c) in enumerate(zip(unpack(unit["notes"], unit["note_offsets"]), contexts))]
@@ -101,7 +101,7 @@ class NoteRow:
 
 def summarise(label: str, figures: dict[str, np.ndarray], roles: np.ndarray, seed: int) -> NoteRow:
     """A NoteRow from per-candidate figures (N,) and roles (N,)."""
-    from sideman.training.eval_engines import derive_seed
+    from sideman.evaluation.eval_engines import derive_seed
 
     pitched = np.array([r not in UNPITCHED for r in roles])
     overall = {f: bootstrap(figures[f][pitched], derive_seed(seed, TAG_BOOT, i))

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from sideman.models.guidance import consistency_levels, guidance_passes
+from sideman.numerics.guidance import consistency_levels, guidance_passes
 
 StepFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 Progress = Callable[[int, int], None]

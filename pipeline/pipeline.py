@@ -5,7 +5,7 @@
 
 Run folder (``RUN``)::
 
-    recipe.json              the recipe (training.recipes) the run was started with
+    recipe.json              the recipe (pipeline.recipes) the run was started with
     stages/<stage>.json      one per finished stage: the settings it used, wall seconds,
                              its summary figures
     corpus/ autoencoder/ clap/ bridge/ pairs/ dit/    each stage's own run folder
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sideman.training.eval_report import atomic_write
-from sideman.training.recipes import Recipe
+from sideman.evaluation.eval_report import atomic_write
+from sideman.pipeline.recipes import Recipe
 
 __all__ = ["STAGES", "run_pipeline", "install_bundle", "Run"]
 
@@ -87,7 +87,7 @@ def _equalised(run: Run) -> Path:
 
 
 def _ae_eval(run: Run) -> dict:
-    from sideman.training.ae_eval import evaluate_autoencoder
+    from sideman.evaluation.ae_eval import evaluate_autoencoder
 
     a, split = run.recipe.autoencoder, run.recipe.eval.split
     rows = evaluate_autoencoder(_equalised(run), run / "corpus",
@@ -163,9 +163,9 @@ def _export(run: Run) -> dict:
 
 def _eval(run: Run) -> dict:
     from sideman.plugin_host.engine import OnnxEngine
-    from sideman.training.evaluate import EvalConfig, Protocol, Variant, evaluate
-    from sideman.training.speed import time_generation
-    from sideman.training.text_control import text_control
+    from sideman.evaluation.evaluate import EvalConfig, Protocol, Variant, evaluate
+    from sideman.evaluation.speed import time_generation
+    from sideman.evaluation.text_control import text_control
 
     e = run.recipe.eval
     from sideman.evaluation.notes import Transcriber
@@ -258,7 +258,7 @@ def run_pipeline(root: str | Path, recipe: Recipe, stop_after: str | None = None
         if name == stop_after:
             break
     if "eval" in records:
-        from sideman.training.pipeline_report import write_report
+        from sideman.pipeline.report import write_report
         write_report(run.root, records)
         log(f"report: {run.root / 'REPORT.md'}")
     return records

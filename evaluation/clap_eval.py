@@ -53,7 +53,7 @@ from sideman.data.multitrack import BLOCK, Song, Stem, default_cache_dir
 from sideman.models.bridge import ClapBridge
 from sideman.models.clap import EmbeddingCache
 from sideman.models.clap_house import HouseClapEmbedder, MiniLMEncoder
-from sideman.training.distribution_metrics import fad
+from sideman.evaluation.distribution_metrics import fad
 from sideman.training.retrieval import retrieval_metrics
 from sideman.training.train_bridge import house_embedder
 from sideman.training.train_clap import sounding_block_starts, split_songs

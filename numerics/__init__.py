@@ -1,0 +1,1 @@
+"""sideman.numerics: torch-free numerics shared by training, evaluation and the runtime."""

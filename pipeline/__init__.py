@@ -1,0 +1,1 @@
+"""sideman.pipeline: the whole-stack pipeline (train all, recipes, its report)."""
