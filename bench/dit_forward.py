@@ -22,7 +22,11 @@ import torch
 from sideman.models.consistency import ConsistencyPrecond
 from sideman.models.dit import PRESETS, DiT, DiTConfig
 from sideman.models.edm import EDMPrecond
-from sideman.models.sampling_controls import sample
+import numpy as np
+
+from sideman.models.sampling import step_function
+from sideman.numerics.guidance import karras_levels
+from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, heun, sample_latents
 
 
 def dit_flops(cfg: DiTConfig, frames: int, batch: int) -> float:
@@ -120,13 +124,19 @@ def sampling_benchmark(cfg: DiTConfig, name: str, frames: int, device: torch.dev
     for label, wrapper, steps, repeats in (("EDM Heun 30 steps", EDMPrecond, 30, 2),
                                            ("consistency 5 steps", ConsistencyPrecond, 5, 5)):
         timed = Timed(wrapper(net), device)
-        method = "consistency" if wrapper is ConsistencyPrecond else "heun"
+        f = GuidedConsistency(step_function(timed), ctx.cpu().numpy(), clap.cpu().numpy(), 1.25, 1.25,
+                              (cfg.latent_channels, frames), cfg.clap_dim)
+        shape = (1, cfg.latent_channels, frames)
         runs = []
         for _ in range(repeats):
             timed.times.clear()
             t = time.perf_counter()
-            sample(timed, frames, context=ctx, clap=clap, steps=steps, method=method,
-                   generator=torch.Generator(device).manual_seed(0))
+            rng = np.random.default_rng(0)
+            if wrapper is ConsistencyPrecond:
+                sample_latents(f, shape, SamplerSettings(steps=steps), rng)
+            else:
+                levels = karras_levels(steps)
+                heun(f, levels[0] * rng.standard_normal(shape, dtype=np.float32), levels)
             sync(device)
             runs.append(time.perf_counter() - t)
         walls.append(min(runs))

@@ -246,8 +246,8 @@ def evaluate_autoencoder(checkpoint: str | os.PathLike, data_dir: str | os.PathL
         ref = clip["audio"]
         x = torch.from_numpy(ref)[None].to(device)
         z = model.encode(x)
-        gen = torch.Generator(device).manual_seed(seed + i)
-        recon = model.decode(z, length=samples, steps=steps, generator=gen, mode=mode,
+        gen = np.random.default_rng(seed + i)
+        recon = model.decode(z, length=samples, steps=steps, rng=gen, mode=mode,
                              refine_sigma=refine_sigma)[0].cpu().numpy()
         latents.append(z.cpu())
         systems = {"autoencoder": recon, "soxr 48k>24k>48k": resample_roundtrip(ref),

@@ -1,6 +1,7 @@
-"""The C-DiT step function for ONNX: one consistency-function call with the guidance passes batched.
+"""The C-DiT step function for ONNX (models.sampling.GuidedStep): one consistency-function
+call with the guidance passes batched.
 
-Guidance (models.sampling_controls) is a weighted sum of P passes, each with the context
+Guidance (numerics.guidance) is a weighted sum of P passes, each with the context
 and/or the CLAP condition kept or dropped. The engine decides the passes from the weights
 (P = 2 for the default equal weights) and hands them to this one graph:
 
@@ -12,7 +13,10 @@ and/or the CLAP condition kept or dropped. The engine decides the passes from th
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+
+from sideman.models.sampling import GuidedStep
+
+__all__ = ["GuidedStep", "INPUTS", "OUTPUTS", "DYNAMIC_AXES", "example_inputs"]
 
 INPUTS = ["x", "sigma", "context", "clap", "pass_context", "pass_clap", "pass_coef"]
 OUTPUTS = ["denoised"]
@@ -20,24 +24,6 @@ DYNAMIC_AXES = {"x": {0: "batch", 2: "frames"}, "sigma": {0: "batch"},
                 "context": {0: "batch", 2: "frames"}, "clap": {0: "batch"},
                 "pass_context": {0: "passes"}, "pass_clap": {0: "passes"},
                 "pass_coef": {0: "passes"}, "denoised": {0: "batch", 2: "frames"}}
-
-
-class GuidedStep(nn.Module):
-    """Wraps a preconditioned DiT (consistency or EDM) as the exported step function."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, sigma: Tensor, context: Tensor, clap: Tensor, pass_context: Tensor,
-                pass_clap: Tensor, pass_coef: Tensor) -> Tensor:
-        passes, batch = pass_coef.shape[0], x.shape[0]
-        out = self.model(x.repeat(passes, 1, 1), sigma.repeat(passes),
-                         context=context.repeat(passes, 1, 1), clap=clap.repeat(passes, 1),
-                         context_mask=(pass_context < 0.5).repeat_interleave(batch),
-                         clap_mask=(pass_clap < 0.5).repeat_interleave(batch))
-        out = out.reshape(passes, batch, x.shape[1], x.shape[2])
-        return (out * pass_coef.reshape(passes, 1, 1, 1)).sum(0)
 
 
 def example_inputs(latent_channels: int, clap_dim: int, frames: int = 24) -> tuple:

@@ -45,12 +45,14 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from sideman.models.ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_causal_mask,
                         patchify, sincos_2d, unpatchify)
 from sideman.models.stft import SpectralTransform
+from sideman.numerics.autoencoder import CodecConfig, sample_parallel, sample_sequential
 
 __all__ = ["AutoencoderConfig", "PRESETS", "DECODE_MODES", "Autoencoder", "Encoder", "Bottleneck", "Decoder",
            "ConsistencyNet", "save_autoencoder", "load_autoencoder", "count_parameters",
@@ -382,16 +384,16 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: Tensor, length: int | None = None, steps: int = 2,
-               generator: torch.Generator | None = None, chunk_batch: int = 64,
+               rng: np.random.Generator | None = None, chunk_batch: int = 64,
                refine_sigma: float | None = None, mode: str = "sequential") -> Tensor:
         """Latents ``(B, latent_dim, T)`` (``T`` whole chunks) -> audio ``(B, 2, length)``.
 
         ``steps`` = 2: the two-step decoding (each chunk refined from ``refine_sigma``,
         default ``cfg.refine_sigma``); ``steps`` = 1: one step per chunk, the previous
         chunk given clean. ``length`` defaults to ``T * latent_hop``. The noise comes from
-        ``generator`` (default: a generator seeded with 0, so decoding is deterministic).
-        ``mode`` "sequential": M2L2's chunk-by-chunk loop (one network call per chunk);
-        "parallel": see :meth:`_sample_parallel` (three batched calls in all).
+        ``rng`` (default: seeded with 0, so decoding is deterministic). ``mode``
+        "sequential": M2L2's chunk-by-chunk loop (one network call per chunk); "parallel":
+        three batched calls in all. The loops are numerics.autoencoder's, the engine's own.
         """
         if mode not in DECODE_MODES:
             raise ValueError(f"mode must be one of {DECODE_MODES}, not {mode!r}")
@@ -401,91 +403,35 @@ class Autoencoder(nn.Module):
                              f"of {cfg.chunk_latents}")
         if steps not in (1, 2):
             raise ValueError("steps must be 1 or 2")
-        if generator is None:
-            generator = torch.Generator(z.device).manual_seed(0)
-        z = z.float()
+        rng = np.random.default_rng(0) if rng is None else rng
+        z, dev = z.float(), z.device
         feats = torch.cat([self.decoder(z[..., i:i + chunk_batch * cfg.chunk_latents])
                            for i in range(0, z.shape[-1], chunk_batch * cfg.chunk_latents)], dim=1)
-        refine = refine_sigma or cfg.refine_sigma
-        spec = (self._sample(feats, steps, generator, refine) if mode == "sequential"
-                else self._sample_parallel(feats, steps, generator, refine, chunk_batch))
+
+        def denoise(x: np.ndarray, sigmas: tuple[float, ...], f: np.ndarray) -> np.ndarray:
+            sig = torch.tensor(sigmas, device=dev).expand(x.shape[0], len(sigmas))
+            return self.denoise(torch.from_numpy(x).to(dev), sig, torch.from_numpy(f).to(dev)).float().cpu().numpy()
+
+        signal = self.codec_config(refine_sigma)
+        randn = lambda shape: rng.standard_normal(shape, dtype=np.float32)  # noqa: E731
+        feats = feats.float().cpu().numpy()
+        spec = (sample_sequential(denoise, feats, signal, steps, randn) if mode == "sequential"
+                else sample_parallel(denoise, feats, signal, steps, randn, chunk_batch))
         n = z.shape[-1] * cfg.latent_hop
-        return self.transform.inverse(self.equalize(spec), n if length is None else length)
+        return self.transform.inverse(self.equalize(torch.from_numpy(spec).to(dev)), n if length is None else length)
+
+    def codec_config(self, refine_sigma: float | None = None) -> CodecConfig:
+        """The signal settings of this autoencoder, as the bundle's manifest records them."""
+        c = self.cfg
+        return CodecConfig(latent_dim=c.latent_dim, latent_hop=c.latent_hop, chunk_latents=c.chunk_latents,
+                           n_fft=c.n_fft, hop=c.hop, alpha=c.alpha, beta=c.beta, sigma_min=c.sigma_min,
+                           sigma_max=c.sigma_max, refine_sigma=refine_sigma or c.refine_sigma)
 
     def equalize(self, spec: Tensor) -> Tensor:
         """The output equaliser on a compressed spectrogram ``(B, 4, bins, T)``: a gain of
         ``eq_db`` dB on linear amplitude is ``alpha * eq_db`` dB on compressed amplitude."""
         gain = torch.pow(10.0, self.eq_db.float() * (self.cfg.alpha / 20.0))
         return spec * gain[:, None]
-
-    def _sample(self, feats: Tensor, steps: int, generator: torch.Generator,
-                refine: float) -> Tensor:
-        """Autoregressive chunk-by-chunk sampling; ``feats (B, n, Tk, width)`` ->
-        spectrogram ``(B, 4, bins, n * chunk_frames)``."""
-        cfg = self.cfg
-        b, n = feats.shape[:2]
-        shape = (b, 4, cfg.bins, cfg.chunk_frames)
-        dev = feats.device
-        randn = lambda: torch.randn(shape, generator=generator, device=dev)  # noqa: E731
-        levels = lambda *s: torch.tensor(s, device=dev).expand(b, len(s))   # noqa: E731
-        renoise = math.sqrt(refine ** 2 - cfg.sigma_min ** 2)
-        done: list[Tensor] = []
-        first = self.denoise(cfg.sigma_max * randn(), levels(cfg.sigma_max), feats[:, :1])
-        for k in range(1, n):
-            if steps == 2:
-                prev, s_prev = first + renoise * randn(), refine
-            else:
-                prev, s_prev = first, cfg.sigma_min
-            x = torch.cat([prev, cfg.sigma_max * randn()], dim=-1)
-            out = self.denoise(x, levels(s_prev, cfg.sigma_max), feats[:, k - 1:k + 1])
-            done.append(out[..., :cfg.chunk_frames] if steps == 2 else first)
-            first = out[..., cfg.chunk_frames:]
-        if steps == 1:
-            done.append(first)
-        elif n == 1:
-            done.append(self.denoise(first + renoise * randn(), levels(refine), feats))
-        else:
-            x = torch.cat([done[-1], first + renoise * randn()], dim=-1)
-            out = self.denoise(x, levels(cfg.sigma_min, refine), feats[:, n - 2:])
-            done.append(out[..., cfg.chunk_frames:])
-        return torch.cat(done, dim=-1)
-
-
-    def _sample_parallel(self, feats: Tensor, steps: int, generator: torch.Generator,
-                         refine: float, chunk_batch: int = 64) -> Tensor:
-        """All chunks at once; ``feats (B, n, Tk, width)`` -> spectrogram.
-
-        Pass 1: every chunk from noise at ``sigma_max`` on its own (a one-chunk window, as
-        the first chunk of every training window). Pass 2 (``steps`` = 2): every chunk
-        re-noised to ``refine`` beside the previous chunk's pass-1 estimate given clean
-        (``sigma_min``), so the refinement sees across the chunk border; the first chunk
-        is refined alone. Noise is drawn pass 1 then pass 2, chunks in order.
-        """
-        cfg = self.cfg
-        b, n = feats.shape[:2]
-        cf, dev = cfg.chunk_frames, feats.device
-        randn = lambda k: torch.randn((b, k, 4, cfg.bins, cf), generator=generator, device=dev)  # noqa: E731
-
-        def run(x: Tensor, sigmas: tuple[float, ...], f: Tensor) -> Tensor:
-            """x (B, m, 4, bins, W*cf), f (B, m, W, Tk, width) -> (B, m, 4, bins, W*cf)."""
-            m, w = x.shape[1], len(sigmas)
-            x, f = x.flatten(0, 1), f.flatten(0, 1)
-            sig = torch.tensor(sigmas, device=dev).expand(x.shape[0], w)
-            out = [self.denoise(x[i:i + chunk_batch], sig[i:i + chunk_batch], f[i:i + chunk_batch])
-                   for i in range(0, x.shape[0], chunk_batch)]
-            return torch.cat(out).reshape(b, m, 4, cfg.bins, w * cf)
-
-        first = run(cfg.sigma_max * randn(n), (cfg.sigma_max,), feats[:, :, None])
-        if steps == 2:
-            renoised = first + math.sqrt(refine ** 2 - cfg.sigma_min ** 2) * randn(n)
-            head = run(renoised[:, :1], (refine,), feats[:, :1, None])
-            chunks = [head]
-            if n > 1:
-                x = torch.cat([first[:, :-1], renoised[:, 1:]], dim=-1)
-                f = torch.stack([feats[:, :-1], feats[:, 1:]], dim=2)
-                chunks.append(run(x, (cfg.sigma_min, refine), f)[..., cf:])
-            first = torch.cat(chunks, dim=1)
-        return first.permute(0, 2, 3, 1, 4).reshape(b, 4, cfg.bins, n * cf)
 
 
 def count_parameters(module: nn.Module) -> int:

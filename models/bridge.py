@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sideman.models.checkpoint_io import atomic_torch_save
-from sideman.models.edm import EDMPrecond, heun_sample, karras_sigmas
+from sideman.models.edm import EDMPrecond
+from sideman.numerics.guidance import karras_levels
+from sideman.numerics.sampler import heun
 
 
 @dataclasses.dataclass
@@ -202,24 +204,26 @@ class ClapBridge(nn.Module):
             text = torch.as_tensor(np.asarray(text_emb), dtype=torch.float32, device=device).reshape(-1, cfg.dim)
             text = F.normalize(text, dim=-1).repeat_interleave(n, dim=0)
         rows = n if text is None else text.shape[0]
-        gen = torch.Generator(device=device).manual_seed(seed)
-        x = torch.randn(rows, cfg.dim, generator=gen, device=device) * cfg.sigma_max
+        levels = karras_levels(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
 
-        def denoise(x: Tensor, sigma: Tensor) -> Tensor:
+        def denoise(x: np.ndarray, sigma: float) -> np.ndarray:
+            x = torch.as_tensor(x, dtype=torch.float32, device=device)
+            sigma = torch.full((rows,), float(sigma), device=device)
             if text is None:
-                return self(x, sigma)
+                return self(x, sigma).cpu().numpy()
             cond = self(x, sigma, text)
-            if guidance == 1.0:
-                return cond
-            uncond = self(x, sigma)
-            return uncond + guidance * (cond - uncond)
+            if guidance != 1.0:
+                uncond = self(x, sigma)
+                cond = uncond + guidance * (cond - uncond)
+            return cond.cpu().numpy()
 
         was_training = self.training
         self.eval()
-        try:
-            x = heun_sample(denoise, x, karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho).to(device))
+        try:  # the engine's draw and sampler (numerics.sampler.heun), so both give one answer per seed
+            x = heun(denoise, levels[0] * np.random.default_rng(seed).standard_normal((rows, cfg.dim)), levels)
         finally:
             self.train(was_training)
+        x = torch.as_tensor(x, dtype=torch.float32, device=device)
         emb = F.normalize(self.denormalise(x), dim=-1).cpu().numpy().astype(np.float32)
         return emb if single else emb.reshape(-1, n, cfg.dim)
 

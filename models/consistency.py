@@ -18,10 +18,10 @@ from torch import Tensor, nn
 
 from sideman.numerics.schedules import exponential_decay
 from sideman.models.dit import ConditionDropout
-from sideman.models.edm import EDMPrecond, _bcast, as_sigma, karras_sigma_at
+from sideman.models.edm import EDMPrecond, _bcast, as_sigma
+from sideman.numerics.guidance import karras_sigma_at
 
-__all__ = ["ConsistencyPrecond", "pseudo_huber", "ConsistencyLoss", "consistency_sigmas",
-           "consistency_sample", "DiTConsistencyObjective"]
+__all__ = ["ConsistencyPrecond", "pseudo_huber", "ConsistencyLoss", "DiTConsistencyObjective"]
 
 
 class ConsistencyPrecond(nn.Module):
@@ -99,40 +99,6 @@ class ConsistencyLoss:
             teacher = model(x0 + _bcast(sigma_t, x0) * z, sigma_t, **cond)
         student = model(x0 + _bcast(sigma, x0) * z, sigma, **cond)
         return pseudo_huber(student, teacher) / (sigma - sigma_t)
-
-
-def consistency_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                       rho: float = 7.0, strength: float = 1.0) -> Tensor:
-    """``(steps,)`` evaluation levels for multistep sampling: Karras levels at indices
-    ``linspace(strength, 0, steps + 1)[:-1]`` (``strength=1`` starts at ``sigma_max``)."""
-    u = torch.linspace(strength, 0.0, steps + 1, dtype=torch.float64)[:-1]
-    return karras_sigma_at(u, sigma_min, sigma_max, rho).float()
-
-
-@torch.no_grad()
-def consistency_sample(f: Callable[[Tensor, Tensor], Tensor], x: Tensor,
-                       sigmas: Tensor | None = None, sigma_min: float = 0.002,
-                       generator: torch.Generator | None = None) -> Tensor:
-    """Multistep consistency sampling.
-
-    Args:
-        f: consistency function ``f(x (B, ...), sigma (B,)) -> (B, ...)``.
-        x: ``(B, ...)`` initial state at ``sigmas[0]`` (e.g. ``sigma_max * z``).
-        sigmas: ``(K,)`` decreasing levels, K in 1..5 typically (default
-            ``consistency_sigmas(5)``).
-        generator: source of the re-noising noise.
-    Returns:
-        ``x0 = f(x, s_K)`` after ``K`` steps of ``x0 = f(x, s_k)``,
-        ``x = x0 + sqrt(s_{k+1}^2 - sigma_min^2) z``.
-    """
-    sigmas = consistency_sigmas(5, sigma_min) if sigmas is None else sigmas
-    levels = [float(s) for s in sigmas]
-    for k, s in enumerate(levels):
-        x0 = f(x, as_sigma(s, x))
-        if k + 1 < len(levels):
-            z = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-            x = x0 + math.sqrt(max(levels[k + 1] ** 2 - sigma_min ** 2, 0.0)) * z
-    return x0
 
 
 @dataclass

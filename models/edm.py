@@ -2,7 +2,8 @@
 
 Everything here works on tensors of shape ``(B, ...)``: DiT latents ``(B, 64, T)`` as well
 as 512-d CLAP vectors ``(B, 512)`` for the bridge MLP. Noise levels ``sigma`` are standard
-deviations in data units (latents are assumed to have std ``sigma_data`` = 0.5).
+deviations in data units (latents are assumed to have std ``sigma_data`` = 0.5). Noise
+schedules and samplers are in numerics.guidance and numerics.sampler, shared with the engine.
 
 A *denoiser* is any callable ``D(x, sigma) -> x0_hat`` with ``x (B, ...)`` and
 ``sigma (B,)``; a *network* is ``net(x_in, c_noise, **cond) -> (B, ...)``.
@@ -17,8 +18,7 @@ from torch import Tensor, nn
 
 from sideman.models.dit import ConditionDropout
 
-__all__ = ["as_sigma", "EDMPrecond", "EDMLoss", "karras_sigma_at", "karras_sigmas",
-           "heun_sample", "DiTEDMObjective", "Denoiser"]
+__all__ = ["as_sigma", "EDMPrecond", "EDMLoss", "DiTEDMObjective", "Denoiser"]
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 
@@ -81,50 +81,6 @@ class EDMLoss:
         weight = (s ** 2 + sd ** 2) / (s * sd) ** 2
         denoised = denoiser(x0 + s * noise, sigma, **cond).float()
         return (weight * (denoised - x0) ** 2).flatten(1).mean(1)
-
-
-def karras_sigma_at(u: Tensor, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                    rho: float = 7.0) -> Tensor:
-    """Karras noise level at a continuous index ``u`` in [0, 1]: ``u=0 -> sigma_min``,
-    ``u=1 -> sigma_max``, ``sigma = (a + u (b - a))^rho`` with ``a = sigma_min^(1/rho)``
-    and ``b = sigma_max^(1/rho)``."""
-    a, b = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return (a + u * (b - a)) ** rho
-
-
-def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                  rho: float = 7.0, strength: float = 1.0) -> Tensor:
-    """``(steps,)`` decreasing EDM sampling levels from ``sigma_at(strength)`` to ``sigma_min``
-    (``strength=1``: the standard schedule from ``sigma_max``)."""
-    if steps == 1:
-        return karras_sigma_at(torch.tensor([float(strength)]), sigma_min, sigma_max, rho)
-    u = torch.linspace(strength, 0.0, steps, dtype=torch.float64)
-    return karras_sigma_at(u, sigma_min, sigma_max, rho).float()
-
-
-@torch.no_grad()
-def heun_sample(denoise: Denoiser, x: Tensor, sigmas: Tensor | None = None) -> Tensor:
-    """EDM deterministic sampler (Heun's 2nd order, Algorithm 1 with S_churn = 0).
-
-    Args:
-        denoise: ``D(x (B, ...), sigma (B,)) -> (B, ...)``.
-        x: ``(B, ...)`` initial state at noise level ``sigmas[0]`` (e.g. ``sigma_max * z``).
-        sigmas: ``(N,)`` decreasing positive levels (default ``karras_sigmas(30)``); the
-            last step goes to ``sigma = 0`` with an Euler step (no Heun correction), so
-            ``2N - 1`` denoiser calls (59 for 30 steps).
-    Returns:
-        ``(B, ...)`` the sample at ``sigma = 0``.
-    """
-    sigmas = karras_sigmas(30) if sigmas is None else sigmas
-    levels = [float(s) for s in sigmas] + [0.0]
-    for s, s_next in zip(levels[:-1], levels[1:]):
-        d = (x - denoise(x, as_sigma(s, x))) / s
-        x_next = x + (s_next - s) * d
-        if s_next > 0:
-            d_next = (x_next - denoise(x_next, as_sigma(s_next, x))) / s_next
-            x_next = x + (s_next - s) * 0.5 * (d + d_next)
-        x = x_next
-    return x
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Guidance passes and noise levels as plain Python/numpy, shared by the PyTorch samplers
-and the torch-free onnxruntime engine (so both follow one definition).
+"""Guidance passes and noise levels as plain Python/numpy: the one definition used by the
+training losses, the samplers (numerics.sampler) and the onnxruntime engine.
 
-Nested classifier-free guidance with separate weights (see models.sampling_controls):
+Nested classifier-free guidance with separate weights (see models.sampling):
 
     D = (1 - w_ctx) D(0, 0) + (w_ctx - w_clap) D(ctx, 0) + w_clap D(ctx, clap)
 
@@ -25,11 +25,15 @@ def guidance_passes(w_context: float, w_clap: float, has_context: bool,
     return [(c, k[0], k[1]) for k, c in sorted(merged.items()) if c != 0.0]
 
 
-def karras_sigma_at(u: np.ndarray, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                    rho: float = 7.0) -> np.ndarray:
-    """Karras noise level at index ``u`` in [0, 1] (0 -> sigma_min, 1 -> sigma_max)."""
+def karras_sigma_at(u, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0):
+    """Karras noise level at a continuous index ``u`` in [0, 1]: ``u=0 -> sigma_min``,
+    ``u=1 -> sigma_max``, ``sigma = (a + u (b - a))^rho`` with ``a = sigma_min^(1/rho)``,
+    ``b = sigma_max^(1/rho)``. Numbers and arrays give float64 arrays; an array-like of
+    another library (a torch tensor in the training losses) keeps its own type."""
     a, b = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return (a + np.asarray(u, dtype=np.float64) * (b - a)) ** rho
+    if isinstance(u, (int, float, list, tuple, np.ndarray, np.generic)):
+        u = np.asarray(u, dtype=np.float64)
+    return (a + u * (b - a)) ** rho
 
 
 def consistency_levels(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,

@@ -1,9 +1,14 @@
-"""Multistep consistency sampling in numpy around an exported C-DiT step (no torch).
+"""The samplers, in numpy: the one implementation the engine, training and evaluation use.
 
-Mirrors models.sampling_controls.sample for the consistency method, with the same
-controls: classifier-free guidance with separate weights, variations of a previous take
-(`strength`), inpainting (`keep`), seamless loops (rolling), and seeds. Latents are float32
-(B, C, T); a step function maps the ONNX inputs (see export.dit_step) to (B, C, T).
+- `sample_latents`: multistep consistency sampling of C-DiT latents with every control:
+  classifier-free guidance with separate weights for context and CLAP (nested CFG, passes
+  from numerics.guidance), variations of a previous take (`strength`), inpainting
+  (`keep`), seamless loops (rolling), seeds. Latents are float32 (B, C, T); a step
+  function maps the inputs of the exported step (export.dit_step) to (B, C, T): an
+  onnxruntime session in the engine, or a torch network (models.sampling.step_function).
+- `heun`: EDM's deterministic 2nd-order sampler for any denoiser D(x, sigma) (the CLAP
+  bridge's embeddings).
+- `slerp`: spherical interpolation of embeddings.
 """
 from __future__ import annotations
 
@@ -45,6 +50,23 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     direction = wa * ua + wb * ub
     direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
     return (direction * ((1 - t) * na + t * nb)).astype(a.dtype)
+
+
+def heun(denoise: Callable[[np.ndarray, float], np.ndarray], x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """EDM's Heun sampler (Karras et al. 2022, Algorithm 1 with S_churn = 0).
+
+    denoise(x (B, ...), sigma) -> (B, ...); x: the state at noise level levels[0]; levels:
+    (N,) decreasing positive noise levels (numerics.guidance.karras_levels). The last step
+    goes to sigma = 0 by Euler (no correction): 2N - 1 denoiser calls. Returns x at sigma 0."""
+    for i, sigma in enumerate(levels):
+        d = (x - denoise(x, sigma)) / sigma
+        nxt = levels[i + 1] if i + 1 < len(levels) else 0.0
+        x_next = x + (nxt - sigma) * d
+        if nxt > 0:
+            d2 = (x_next - denoise(x_next, nxt)) / nxt
+            x_next = x + (nxt - sigma) * 0.5 * (d + d2)
+        x = x_next
+    return x
 
 
 class GuidedConsistency:

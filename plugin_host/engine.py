@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sideman.numerics.autoencoder import Codec, CodecConfig
 from sideman.numerics.guidance import karras_levels
+from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, heun, sample_latents, slerp
 from sideman.numerics.spectral import log_mel
 
 from sideman.plugin_host.bundle import Bundle
-from sideman.numerics.autoencoder import Codec, CodecConfig
 from sideman.plugin_host.engine_api import GenerationSettings, Progress
-from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, sample_latents, slerp
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,7 @@ class OnnxEngine:
             return run({"x": x.astype(np.float32), "sigma": np.full((n,), sigma, np.float32),
                         "text": text, "keep": keep})
 
-        x = levels[0] * rng.standard_normal((n, self.clap_dim))
-        for i, sigma in enumerate(levels):
-            d = (x - denoise(x, sigma)) / sigma
-            nxt = levels[i + 1] if i + 1 < len(levels) else 0.0
-            x_next = x + (nxt - sigma) * d
-            if nxt > 0:
-                d2 = (x_next - denoise(x_next, nxt)) / nxt
-                x_next = x + (nxt - sigma) * 0.5 * (d + d2)
-            x = x_next
+        x = heun(denoise, levels[0] * rng.standard_normal((n, self.clap_dim)), levels)
         emb = x * (norm["std"] / man["sigma_data"]) + norm["mean"]
         return (emb / np.linalg.norm(emb, axis=-1, keepdims=True)).astype(np.float32)
 

@@ -3,16 +3,17 @@ DiT that overfits two (context, target) pairs (EDM training, then consistency tr
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from sideman.models.consistency import (ConsistencyLoss, ConsistencyPrecond,
-                                        DiTConsistencyObjective, consistency_sample,
-                                        consistency_sigmas, pseudo_huber)
+from sideman.models.consistency import ConsistencyLoss, ConsistencyPrecond, DiTConsistencyObjective, pseudo_huber
 from sideman.models.dit import PRESETS, ConditionDropout, DiT
 from sideman.models.edm import DiTEDMObjective, EDMLoss, EDMPrecond
-from sideman.models.sampling_controls import sample
+from sideman.models.sampling import sample
+from sideman.numerics.guidance import consistency_levels
+from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, sample_latents
 from sideman.training.trainer import TrainConfig, Trainer, load_weights
 
 torch.set_num_threads(1)
@@ -76,20 +77,20 @@ def test_multistep_sampling_of_a_gaussian():
     mu, s0, smin = -0.2, 0.5, 0.002
     calls = []
 
-    def f(x, s):
-        calls.append(s)
-        return mu + (x - mu) * math.sqrt(s0**2 + smin**2) / (s0**2 + s[:, None] ** 2).sqrt()
+    def step(inputs):
+        calls.append(float(inputs["sigma"][0]))
+        s = inputs["sigma"][:, None, None].astype(np.float64)
+        return (mu + (inputs["x"] - mu) * math.sqrt(s0**2 + smin**2) / np.sqrt(s0**2 + s**2)).astype(np.float32)
 
-    sigmas = consistency_sigmas(5)
-    assert sigmas[0].item() == pytest.approx(80.0) and (sigmas[1:] < sigmas[:-1]).all()
-    z = torch.randn(20_000, 4, generator=torch.Generator().manual_seed(0))
+    levels = consistency_levels(5)
+    assert levels[0] == pytest.approx(80.0) and (levels[1:] < levels[:-1]).all()
+    f = GuidedConsistency(step, None, None, 1.0, 1.0, (4, 1), 8)
     for steps in (1, 5):
         calls.clear()
-        out = consistency_sample(f, 80.0 * z, consistency_sigmas(steps),
-                                 generator=torch.Generator().manual_seed(1))
+        out = sample_latents(f, (20_000, 4, 1), SamplerSettings(steps=steps), np.random.default_rng(1))
         assert len(calls) == steps
-        assert out.mean().item() == pytest.approx(mu, abs=0.01)
-        assert out.std().item() == pytest.approx(s0, rel=0.02)
+        assert out.mean() == pytest.approx(mu, abs=0.01)
+        assert out.std() == pytest.approx(s0, rel=0.02)
 
 
 def test_objective_follows_the_trainer_step():
@@ -125,8 +126,8 @@ def test_tiny_dit_overfits_two_pairs_and_samples_them_in_5_steps(tmp_path):
                 yield {"target": target[i], "context": context[i], "clap": clap[i]}
 
     def error(model):
-        out = sample(model, frames, context=context, clap=clap, w_context=1.0, w_clap=1.0,
-                     generator=torch.Generator().manual_seed(3))
+        out = torch.from_numpy(sample(model, frames, context=context.numpy(), clap=clap.numpy(),
+                                      settings=SamplerSettings(w_context=1.0, w_clap=1.0), seed=3))
         return rel_err(out, target), rel_err(out, target.flip(0))
 
     no_drop = ConditionDropout(0.0, 0.0)

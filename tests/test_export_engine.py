@@ -13,7 +13,6 @@ import torch
 from bundle_fixture import make_tiny_bundle, tiny_models
 from sideman.models.clap_house import HouseClapEmbedder
 from sideman.numerics.guidance import consistency_levels, karras_levels
-from sideman.models.sampling_controls import CFGModel
 from sideman.plugin_host.bundle import Bundle, BundleError
 from sideman.plugin_host.engine import Controls, OnnxEngine
 from sideman.plugin_host.engine_api import GenerationSettings
@@ -76,21 +75,30 @@ def test_corrupted_or_foreign_bundles_are_refused(bundle, tmp_path):
         Bundle.open(tmp_path)
 
 
+def nested_cfg(model, x, sigma, ctx, clap, w_ctx, w_clap):
+    """D = (1 - w_ctx) D(0, 0) + (w_ctx - w_clap) D(ctx, 0) + w_clap D(ctx, clap), pass by pass."""
+    with torch.no_grad():
+        d = lambda c, k: model(x, torch.tensor([sigma]), context=c, clap=k)  # noqa: E731
+        return ((1 - w_ctx) * d(None, None) + (w_ctx - w_clap) * d(ctx, None) + w_clap * d(ctx, clap)).numpy()
+
+
 def test_guided_step_matches_pytorch_guidance(engine, models):
+    """The exported step with its batched passes against the nested CFG computed pass by pass."""
     g = torch.Generator().manual_seed(5)
     x, ctx = torch.randn(1, 64, 12, generator=g), torch.randn(1, 64, 12, generator=g)
     clap = torch.nn.functional.normalize(torch.randn(1, 512, generator=g), dim=-1)
     for w_ctx, w_clap in ((1.25, 1.25), (2.0, 1.5), (1.0, 1.0)):
         for use_ctx, use_clap in ((True, True), (True, False), (False, True), (False, False)):
             c, k = (ctx if use_ctx else None), (clap if use_clap else None)
-            with torch.no_grad():
-                ref = CFGModel(models["dit"], w_ctx, w_clap)(x, torch.tensor([2.5]), c, k).numpy()
+            ref = nested_cfg(models["dit"], x, 2.5, c, k, w_ctx, w_clap)
             f = GuidedConsistency(engine._step, None if c is None else c.numpy(),
                                   None if k is None else k.numpy(), w_ctx, w_clap, (64, 12), 512)
             assert np.abs(f(x.numpy(), 2.5) - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
 
 
-def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
+def test_codec_matches_the_pytorch_autoencoder(engine, models):
+    """Encoding, and decoding with the same noise (one sampler, numerics.autoencoder): the
+    ONNX parts against the torch networks."""
     ae = models["autoencoder"]
     audio = (0.2 * np.random.default_rng(1).standard_normal((1, 2, 20000))).astype(np.float32)
     with torch.no_grad():
@@ -98,53 +106,28 @@ def test_codec_matches_the_pytorch_autoencoder(engine, models, monkeypatch):
     latents = engine.codec.encode(audio)
     assert latents.shape == ref.shape == (1, 64, ae.latent_frames(20000))
     assert np.abs(latents - ref).max() < 1e-4
-    # Decoding with the same noise sequence: feed torch.randn from one numpy stream.
-    noise = np.random.default_rng(2)
-    draws = [noise.standard_normal((1, 4, 1024, ae.cfg.chunk_frames)).astype(np.float32) for _ in range(40)]
-    it = iter(draws)
-    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.from_numpy(next(it)))
-    with torch.no_grad():
-        ref_audio = ae.decode(torch.from_numpy(ref), length=20000).numpy()
-    it2 = iter(draws)
-    spec = engine.codec._sample(engine.codec.decoder({"latents": ref}), 2, lambda shape: next(it2))
-    spec = spec * engine.codec.eq_gain
-    from sideman.numerics.spectral import ae_audio
-    cfg = engine.codec.cfg
-    ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, 20000)
+    ref_audio = ae.decode(torch.from_numpy(ref), length=20000, rng=np.random.default_rng(2)).numpy()
+    ours = engine.codec.decode(ref, length=20000, rng=np.random.default_rng(2))
     assert np.abs(ours - ref_audio).max() < 1e-3 * max(1.0, np.abs(ref_audio).max())
 
 
 @pytest.mark.parametrize("steps", [1, 2])
-def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, monkeypatch, steps):
+def test_parallel_decoding_matches_the_pytorch_autoencoder(engine, models, steps):
     ae = models["autoencoder"]
     latents = np.random.default_rng(4).standard_normal((1, 64, 4 * ae.cfg.chunk_latents)).astype(np.float32)
-    shape = (1, 4, 4, 1024, ae.cfg.chunk_frames)
-    draws = [np.random.default_rng(5 + i).standard_normal(shape).astype(np.float32) for i in range(2)]
-    it = iter(draws)
-    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.from_numpy(next(it)))
-    with torch.no_grad():
-        ref = ae.decode(torch.from_numpy(latents), steps=steps, mode="parallel").numpy()
-    it2 = iter(draws)
-    spec = engine.codec._sample_parallel(engine.codec.decoder({"latents": latents}), steps, lambda shape: next(it2))
-    spec = spec * engine.codec.eq_gain
-    from sideman.numerics.spectral import ae_audio
-    cfg = engine.codec.cfg
-    ours = ae_audio(spec, cfg.n_fft, cfg.hop, cfg.alpha, cfg.beta, ref.shape[-1])
+    ref = ae.decode(torch.from_numpy(latents), steps=steps, mode="parallel", rng=np.random.default_rng(5)).numpy()
+    ours = engine.codec.decode(latents, steps=steps, mode="parallel", rng=np.random.default_rng(5))
     assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
 
 
-
-def test_reconstruct_is_the_pytorch_round_trip(engine, models, monkeypatch):
+def test_reconstruct_is_the_pytorch_round_trip(engine, models):
     """engine.reconstruct = the torch autoencoder's encode + decode (bundle's steps and mode)
-    when torch draws its decoding noise from the same seeded numpy stream."""
+    with the same seeded noise."""
     ae = models["autoencoder"]
     audio = (0.2 * np.random.default_rng(6).standard_normal((2, 30000))).astype(np.float32)
-    stream = np.random.default_rng(11)
-    monkeypatch.setattr(torch, "randn", lambda shape, **k: torch.from_numpy(
-        stream.standard_normal(tuple(shape), dtype=np.float32)))
     with torch.no_grad():
         ref = ae.decode(ae.encode(torch.from_numpy(audio[None])), length=30000, steps=engine.decode_steps,
-                        mode=engine.decode_mode)[0].numpy()
+                        mode=engine.decode_mode, rng=np.random.default_rng(11))[0].numpy()
     ours = engine.reconstruct(audio, seed=11)
     assert ours.shape == audio.shape == ref.shape
     assert np.abs(ours - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
@@ -206,15 +189,13 @@ def test_engine_variation_and_inpainting_controls(engine):
     assert kept.shape == (2, 48000)
 
 
-def test_schedules_match_the_pytorch_ones():
-    from sideman.models.consistency import consistency_sigmas
-    from sideman.models.edm import karras_sigmas
-    for steps in (1, 2, 5):
-        for strength in (1.0, 0.4):
-            assert np.allclose(consistency_levels(steps, strength=strength),
-                               consistency_sigmas(steps, strength=strength).numpy(), rtol=1e-6)
-            assert np.allclose(karras_levels(steps, strength=strength),
-                               karras_sigmas(steps, strength=strength).numpy(), rtol=1e-6)
+def test_bridge_matches_the_pytorch_bridge(engine, models):
+    """One sampler (numerics.sampler.heun) and one noise draw: the exported bridge gives the
+    torch bridge's embeddings for the same text and seed."""
+    text = engine.embed_text(["deep sub bass"])[0]
+    ref = models["bridge"].sample(text, 2, steps=4, seed=3)
+    out = engine.bridge(text, 2, seed=3, steps=4)
+    assert np.abs(out - ref).max() < 1e-4
 
 
 def test_bridge_samples_are_unit_norm_and_seeded(engine):

@@ -48,7 +48,7 @@ from sideman.data.pairs import song_split
 from sideman.models.autoencoder import (CONFIG_FILE, PRESETS, Autoencoder, AutoencoderConfig,
                                   save_autoencoder, to_chunks)
 from sideman.models.consistency import pseudo_huber
-from sideman.models.edm import karras_sigma_at
+from sideman.numerics.guidance import karras_sigma_at
 from sideman.numerics.schedules import exponential_decay
 from sideman.training.trainer import TrainConfig, Trainer, distributed_env
 

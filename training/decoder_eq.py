@@ -99,14 +99,14 @@ def measure_decoder_eq(ae, clips: Iterable[np.ndarray], settings: EqSettings = E
     bins = cfg.n_fft // 2
     p_in, p_out = np.zeros(bins), np.zeros(bins)
     saved = ae.eq_db.clone()
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     try:
         ae.eq_db.zero_()
         for clip in tqdm(clips, total=total, desc="decoder equaliser", unit="clip", disable=not progress):
             with torch.no_grad():
                 audio = torch.from_numpy(np.asarray(clip, np.float32))[None]
                 decoded = ae.decode(ae.encode(audio), length=audio.shape[-1], steps=decode_steps,
-                                    generator=generator, mode=decode_mode)[0].numpy()
+                                    rng=rng, mode=decode_mode)[0].numpy()
             p_in += long_term_power(clip, cfg.n_fft, cfg.hop)
             p_out += long_term_power(decoded, cfg.n_fft, cfg.hop)
     finally:

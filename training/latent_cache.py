@@ -209,7 +209,7 @@ def decode_latents(checkpoint: str | os.PathLike, latents_file: str | os.PathLik
     model = load_autoencoder(checkpoint, device)
     z = torch.from_numpy(np.asarray(array, dtype=np.float32))[None].to(device)
     audio = model.decode(z, length=samples, steps=steps,
-                         generator=torch.Generator(device).manual_seed(seed))[0].cpu().numpy()
+                         rng=np.random.default_rng(seed))[0].cpu().numpy()
     out_wav = Path(out_wav)
     out_wav.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out_wav, audio.T, SAMPLE_RATE, subtype="FLOAT")
