@@ -24,6 +24,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 from tqdm import tqdm
 
+from sideman.data.files import atomic_write
 from sideman.data.arrangement import Song, chord_name, generate_song
 from sideman.data.fluidsynth import RenderError, find_fluidsynth, find_soundfont, render_midi
 from sideman.data.midi_io import write_midi
@@ -235,6 +236,4 @@ def _write_index(out: Path, seed: int, settings: RenderSettings) -> None:
     index = {"format": CORPUS_FORMAT, "version": CORPUS_VERSION, "seed": seed,
              "settings": {**asdict(settings), "soundfont": settings.soundfont.name},
              "songs": songs}
-    tmp = out / ".corpus.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2))
-    os.replace(tmp, out / "corpus.json")
+    atomic_write(out / "corpus.json", json.dumps(index, indent=2))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sideman.data.files import atomic_writer
 from sideman.data.audio import SAMPLE_RATE, AudioFileError, AudioInfo, audio_info, block_rms, check_channels
 
 BLOCK = 4096  # activity resolution in samples at 48 kHz: one latent frame of the autoencoder
@@ -105,10 +106,8 @@ class ActivityCache:
             except (OSError, ValueError):
                 pass
         levels = block_rms(path, BLOCK, SAMPLE_RATE)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, levels)
-        os.replace(tmp, file)
+        with atomic_writer(file, durable=False) as f:
+            np.save(f, levels)
         return levels
 
 

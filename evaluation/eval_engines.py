@@ -13,7 +13,7 @@ import numpy as np
 
 from sideman.models.clap import ClapEmbedder
 from sideman.evaluation.eval_config import NOISE_LEVEL, SAMPLE_RATE, Setting
-from sideman.evaluation.eval_report import atomic_write
+from sideman.data.files import atomic_write
 from sideman.numerics.loudness import match_loudness
 
 

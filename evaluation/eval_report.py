@@ -13,11 +13,10 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sideman.data.files import atomic_write
 from sideman.evaluation import eval_notes
 from sideman.evaluation.distribution_metrics import MeanStd
 
@@ -26,22 +25,6 @@ HEADERS = {"kd": "KD", "fad": "FAD", "coverage": "Cov", "density": "Den", "apa":
            "cs_aa": "CS_AA", "cs_ta": "CS_TA"}
 TIME_HEADER = "s/s"
 FILES = {"markdown": "report.md", "csv": "report.csv", "json": "results.json", "notes": "notes.csv"}
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.models.ae_blocks import (AdaLNBlock, Block, FinalLayer, NoiseEmbedder, chunk_causal_mask,
                         patchify, sincos_2d, unpatchify)
 from sideman.models.stft import SpectralTransform
@@ -441,11 +442,8 @@ def count_parameters(module: nn.Module) -> int:
 def save_autoencoder(model: Autoencoder, path: str | Path, **extra) -> None:
     """Write ``{format, config, state_dict, **extra}`` atomically (a standalone file that
     :func:`load_autoencoder` reads without the training run)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(model.cfg),
-                "state_dict": model.state_dict(), **extra}, tmp)
-    tmp.replace(path)
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": asdict(model.cfg),
+                       "state_dict": model.state_dict(), **extra}, path)
 
 
 def config_from_dict(raw: dict) -> AutoencoderConfig:

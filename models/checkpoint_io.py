@@ -1,23 +1,16 @@
-"""Writing model files atomically: a temporary file in the same folder, then a rename."""
+"""Writing model files atomically (data.files.atomic_writer around torch.save)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from sideman.data.files import atomic_writer
+
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     """`torch.save(obj)` to `path` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_writer(path) as f:
+        torch.save(obj, f)
+    return Path(path)

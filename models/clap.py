@@ -29,12 +29,13 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from sideman.data.files import atomic_writer
 
 SAMPLE_RATE = 48_000
 EMBED_DIM = 512
@@ -203,17 +204,8 @@ class EmbeddingCache:
 
     def put(self, key: str, vec: np.ndarray) -> None:
         dest = self.path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-", suffix=".npy")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.asarray(vec, dtype=np.float32))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(dest) as f:
+            np.save(f, np.asarray(vec, dtype=np.float32))
 
     def embed_audio(self, embedder: ClapEmbedder, audio, batch_size: int | None = None) -> np.ndarray:
         """`embedder.embed_audio(audio)` through the cache: (N, 512) float32.

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sideman.evaluation.eval_report import atomic_write
+from sideman.data.files import atomic_write
 from sideman.pipeline.recipes import Recipe
 
 __all__ = ["STAGES", "run_pipeline", "install_bundle", "Run"]

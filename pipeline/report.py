@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sideman.evaluation.eval_report import atomic_write
+from sideman.data.files import atomic_write
 from sideman.evaluation.text_control import markdown as text_control_markdown
 
 TARGET_APA, TARGET_FAD_FRACTION, TARGET_TEXT, TARGET_RTF = 0.8, 0.5, 0.7, 0.1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, PARTS, REQUIRED_PARTS, file_sha256
+from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, REQUIRED_PARTS, file_sha256
 
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")

@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sideman.plugin_host.paths import atomic_write_bytes
+from sideman.data.files import atomic_write
+
 
 Address = tuple[str, int]
 
@@ -133,4 +134,4 @@ class InstanceRegistry:
 
     def _save(self, instance: str) -> None:
         data = json.dumps(asdict(self._states[instance]), indent=2).encode()
-        atomic_write_bytes(self.folder / f"{instance}.json", data, durable=False)
+        atomic_write(self.folder / f"{instance}.json", data, durable=False)

@@ -5,7 +5,7 @@ Replies use only int32 ('i'), float32 ('f'), string ('s') and blob ('b') argumen
 types JUCE 7's juce_osc accepts. The full address space is documented in docs/osc.md.
 
     client -> host                                   host -> client
-    /sideman/hello         i:req s:instance i:port   /sideman/welcome  i:req s:instance s:status s:version s:bundle i:rate
+    /sideman/hello         i:req s:instance i:port   /sideman/<id>/welcome i:req s:instance s:status s:version s:bundle i:rate
     /sideman/quit          i:req                     /sideman/bye      i:req
     /sideman/<id>/prompt   i:req s:text              /sideman/<id>/ack i:req s:verb
     /sideman/<id>/style    i:req s:path              /sideman/<id>/progress i:req i:step i:total
@@ -15,7 +15,10 @@ types JUCE 7's juce_osc accepts. The full address space is documented in docs/os
     /sideman/<id>/generate i:req s:context f:seconds f:anchor_ppq f:bpm i:beats_per_bar i:sample_rate
     /sideman/<id>/cancel   i:req                     /sideman/<id>/take i:req s:take s:path f:anchor_ppq
     /sideman/<id>/take/select i:req s:take
-    /sideman/<id>/status   i:req
+    /sideman/<id>/status   i:req                     /sideman/error i:req s:reason (no registered instance)
+
+The plugin's copy of these tables is shim/plugin/Source/OscVerbs.h (tests/test_plugin_osc_verbs.py
+keeps the two equal).
 """
 from __future__ import annotations
 
@@ -49,6 +52,22 @@ INSTANCE_VERBS = {
     "status": (("req", "i"),),
 }
 OPTIONAL = {("hello", "reply_port")}  # arguments that may be left off (trailing)
+
+# Reply schemas per verb (host -> client), as the host sends them (reply_address + encode).
+HOST_REPLIES = {  # /sideman/<verb>: no registered instance to address
+    "bye": (("req", "i"),),
+    "error": (("req", "i"), ("reason", "s")),
+}
+INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
+    "welcome": (("req", "i"), ("instance", "s"), ("status", "s"), ("version", "s"), ("bundle", "s"),
+                ("sample_rate", "i")),
+    "ack": (("req", "i"), ("verb", "s")),
+    "progress": (("req", "i"), ("step", "i"), ("total", "i")),
+    "done": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
+    "take": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
+    "status": (("req", "i"), ("state", "s"), ("queued", "i"), ("take", "s"), ("takes", "i")),
+    "error": (("req", "i"), ("reason", "s")),
+}
 
 
 class _DropPythonOscWarnings(logging.Filter):

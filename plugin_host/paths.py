@@ -29,18 +29,3 @@ class FolderPolicy:
             allowed = ", ".join(str(r) for r in self.roots)
             raise PathRefused(f"path '{path}' is outside the host's folders ({allowed})")
         return resolved
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write to a temporary file in the same folder, then rename into place.
-
-    Readers never see a partial file. `durable` also fsyncs before the rename, so the file
-    survives a power cut (takes); small settings files skip it to keep OSC replies fast.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sideman.plugin_host.paths import atomic_write_bytes
+from sideman.data.files import atomic_write
+
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,9 @@ class TakeStore:
         take_id = f"take-{digest[:16]}"
         path = self.folder / f"{take_id}.wav"
         if not path.with_suffix(".json").exists():
-            atomic_write_bytes(path, data)
+            atomic_write(path, data)
             sidecar["take_id"] = take_id
-            atomic_write_bytes(path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+            atomic_write(path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
         return self.get(take_id)
 
     def get(self, take_id: str) -> Take:

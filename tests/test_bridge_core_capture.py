@@ -145,24 +145,6 @@ def test_stopped_frames_are_never_part_of_a_ppq_range():
     np.testing.assert_array_equal(frames_of(audio), np.arange(4800, 4800 + 2400))
 
 
-def test_last_bars_end_at_the_last_bar_line_reached():
-    cap = _bridge.Capture(22 * 48000)
-    # 4/4 from ppq 0, play bars 1..10 and half of bar 11 (ppq 0 .. 42).
-    Host(cap).play(int(42 / STEP), 512, ppq=0.0, bar_start_ppq=0.0)
-    assert cap.last_bars_range(4) == pytest.approx((24.0, 40.0))
-    audio, anchor = cap.extract_last_bars(4)
-    np.testing.assert_array_equal(frames_of(audio), np.arange(int(24 / STEP), int(40 / STEP)))
-    assert anchor.ppq == pytest.approx(24.0) and anchor.bar_start_ppq == pytest.approx(24.0)
-    assert cap.last_bars_range(10) == pytest.approx((0.0, 40.0))
-    assert cap.last_bars_range(11) is None  # the recording does not reach back that far
-    assert cap.extract_last_bars(0) is None
-    # 6/8 (three quarter notes a bar), bars counted from the host's bar start at ppq 1.0.
-    cap = _bridge.Capture(20 * 48000)
-    Host(cap).play(int(9 / STEP), 512, ppq=2.0, time_signature=(6, 8), bar_start_ppq=1.0)  # ppq 2 .. 11
-    assert cap.last_bars_range(2) == pytest.approx((4.0, 10.0))
-    assert cap.last_bars_range(3) is None  # bar 1..4 starts before the recording (ppq 2)
-
-
 def test_ring_keeps_only_the_newest_frames():
     cap = _bridge.Capture(10000)
     Host(cap).play(25000, 333, ppq=0.0)

@@ -12,7 +12,6 @@ import torch
 
 from bundle_fixture import make_tiny_bundle, tiny_models
 from sideman.models.clap_house import HouseClapEmbedder
-from sideman.numerics.guidance import consistency_levels, karras_levels
 from sideman.plugin_host.bundle import Bundle, BundleError
 from sideman.plugin_host.engine import Controls, OnnxEngine
 from sideman.plugin_host.engine_api import GenerationSettings

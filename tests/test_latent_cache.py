@@ -80,7 +80,7 @@ def test_interrupted_encoding_resumes_identically(setup):
     assert len(list((part / "latents").glob("*.npy"))) == 1
     with pytest.raises(FileNotFoundError, match="unfinished"):
         LatentCache(part)
-    (part / "latents" / ".00001_song1.tmp.npy").write_bytes(b"half-written")  # a crash mid-write
+    (part / "latents" / ".00001_song1.npy.k2j3h4.tmp").write_bytes(b"half-written")  # a crash mid-write
     encode_corpus(setup / "ae.pt", setup / "data", part, progress=False)
     ref, got = _files(full), _files(part)
     assert got.keys() == ref.keys()                              # the stray temp file is gone

@@ -11,7 +11,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from sideman.numerics.schedules import ema_decay, exponential_decay, warmup_cosine
-from sideman.training.trainer import (EMA, TrainConfig, Trainer, atomic_save, load_weights,
+from sideman.models.checkpoint_io import atomic_torch_save
+from sideman.training.trainer import (EMA, TrainConfig, Trainer, load_weights,
                                       make_loader)
 
 torch.set_num_threads(1)
@@ -130,8 +131,8 @@ def test_load_weights_takes_the_ema(tmp_path):
 
 def test_atomic_save_replaces_the_file(tmp_path):
     path = tmp_path / "x.pt"
-    atomic_save({"a": 1}, path)
-    atomic_save({"a": 2}, path)
+    atomic_torch_save({"a": 1}, path)
+    atomic_torch_save({"a": 2}, path)
     assert torch.load(path)["a"] == 2 and os.listdir(tmp_path) == ["x.pt"]
 
 

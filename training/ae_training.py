@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sideman.data.files import atomic_write
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.multitrack import BLOCK, Multitrack, Song
@@ -200,9 +201,7 @@ def _write_run_config(out: Path, cfg: AutoencoderConfig, preset: str, train: dic
         if old["model"] != record["model"]:
             raise ValueError(f"{file}: the run was started with another model configuration; "
                              f"use a new output folder")
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(file)
+    atomic_write(file, json.dumps(record, indent=2))
 
 
 def train_autoencoder(data_dir: str | Path, out_dir: str | Path, preset: str = "small",

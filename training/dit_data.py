@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from sideman.data.files import atomic_write, atomic_writer
 from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import PairConfig, PairSampler
 
@@ -34,9 +35,8 @@ FORMAT = "sideman-dit-pairs-1"
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_writer(path) as f:
+        np.savez(f, **arrays)
 
 
 def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -77,8 +77,7 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
     meta = {"format": FORMAT, "pairs": pairs, "seconds": seconds, "clap_seconds": clap_seconds,
             "seed": seed, "split": split, "latent_rms": rms, "latent_scale": SIGMA_DATA / max(rms, 1e-6),
             "data": str(data_dir)}
-    (out / ".pairs.json.tmp").write_text(json.dumps(meta, indent=2))
-    os.replace(out / ".pairs.json.tmp", out / "pairs.json")
+    atomic_write(out / "pairs.json", json.dumps(meta, indent=2))
     return out
 
 

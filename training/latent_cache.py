@@ -36,6 +36,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from sideman.data.files import atomic_write, atomic_writer, remove_partial_writes
 from sideman.data.audio import SAMPLE_RATE, load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import song_split
@@ -57,19 +58,9 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npy")
-    with open(tmp, "wb") as f:
+    with atomic_writer(path) as f:
         np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _file_name(i: int, song_id: str) -> str:
@@ -122,7 +113,8 @@ def encode_corpus(checkpoint: str | os.PathLike, data_dir: str | os.PathLike,
             raise ValueError(f"{out} holds latents of another checkpoint or dtype; "
                              f"use a new folder")
     else:
-        _atomic_text(cache_file, json.dumps(header, indent=2))
+        atomic_write(cache_file, json.dumps(header, indent=2))
+    remove_partial_writes(out / "latents")  # a run killed mid-write leaves its temporary file
     songs = split_songs(read_multitrack(data_dir, layout, progress=progress), split)
     entries, done_now = [], 0
     for i, song in enumerate(tqdm(songs, desc="encoding songs", unit="song", disable=not progress)):
@@ -141,7 +133,7 @@ def encode_corpus(checkpoint: str | os.PathLike, data_dir: str | os.PathLike,
     index = {**header, "latent_hop": model.cfg.latent_hop,
              "chunk_latents": model.cfg.chunk_latents, "sample_rate": SAMPLE_RATE,
              "songs": entries}
-    _atomic_text(out / "index.json", json.dumps(index, indent=1))
+    atomic_write(out / "index.json", json.dumps(index, indent=1))
     return out / "index.json"
 
 

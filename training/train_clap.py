@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from sideman.data.files import atomic_writer
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.multitrack import BLOCK, Song, Stem, default_cache_dir
@@ -121,10 +122,8 @@ class LogMelStore:
         except (OSError, ValueError, EOFError):
             pass
         mel = self.compute(path)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, mel)
-        os.replace(tmp, file)
+        with atomic_writer(file, durable=False) as f:
+            np.save(f, mel)
         return mel
 
 

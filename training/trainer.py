@@ -35,10 +35,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from sideman.data.files import atomic_writer
+from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.numerics.schedules import ema_decay, warmup_cosine
 
 __all__ = ["TrainConfig", "EMA", "Trainer", "make_loader", "load_weights",
-           "distributed_env", "init_distributed", "atomic_save", "plot_history"]
+           "distributed_env", "init_distributed", "plot_history"]
 
 LossFn = Callable[[nn.Module, Any], tuple[Tensor, dict]]
 
@@ -77,17 +79,6 @@ def init_distributed() -> tuple[int, int, int]:
     if env[2] > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return env
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class EMA(nn.Module):
@@ -177,10 +168,9 @@ def plot_history(rows: list[dict], path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_writer(path, durable=False) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -237,7 +227,7 @@ class Trainer:
             dist.all_gather_object(rng, _rng_state())
         if self.rank != 0:
             return
-        atomic_save({"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+        atomic_torch_save({"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                      "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "step": self.step,
                      "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -375,9 +365,7 @@ class Trainer:
         self.history = [{k: (int(v) if k == "step" else float(v)) for k, v in r.items()
                          if v != ""} for r in rows]
         if self.rank == 0 and rows:
-            tmp = path.with_name(".log.csv.tmp")
-            with open(tmp, "w", newline="") as f:
+            with atomic_writer(path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, path)

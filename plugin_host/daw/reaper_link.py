@@ -23,8 +23,8 @@ import logging
 import socket
 from pathlib import Path
 
+from sideman.data.files import atomic_write
 from sideman.plugin_host import osc_protocol as osc
-from sideman.plugin_host.paths import atomic_write_bytes
 from sideman.plugin_host.takes import Take
 from sideman.plugin_host.daw import REAPER_DEFAULT, take_name
 
@@ -79,7 +79,7 @@ class ReaperLink:
 
     def __call__(self, instance: str, take: Take) -> None:
         self.request.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.request, request_text(take).encode("utf-8"), durable=False)
+        atomic_write(self.request, request_text(take).encode("utf-8"), durable=False)
         try:
             self.sock.sendto(self.message, self.reaper)
         except OSError as exc:  # REAPER not running: the request waits for a manual run
