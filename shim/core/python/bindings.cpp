@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sideman_bridge/capture_buffer.h"
+#include "sideman_bridge/context_planner.h"
 #include "sideman_bridge/take.h"
 #include "sideman_bridge/take_player.h"
 #include "sideman_bridge/transport.h"
@@ -254,11 +255,67 @@ PYBIND11_MODULE(_bridge, m) {
             [](const CaptureBuffer& self, double start, double end) {
                 return regionOrNone(self.extractPpqRange(start, end));
             },
-            py::arg("start_ppq"), py::arg("end_ppq"))
-        .def("last_bars_range", &CaptureBuffer::lastBarsRange, py::arg("bars"))
+            py::arg("start_ppq"), py::arg("end_ppq"));
+
+    py::class_<ContextPlan>(m, "ContextPlan", "Where a generated take sits and which captured frames precede it.")
+        .def_readonly("first_frame", &ContextPlan::firstFrame)
+        .def_readonly("num_frames", &ContextPlan::numFrames, "0 without context")
+        .def_readonly("anchor_ppq", &ContextPlan::anchorPpq)
+        .def_readonly("bpm", &ContextPlan::bpm)
+        .def_property_readonly("time_signature",
+                               [](const ContextPlan& p) { return std::make_pair(p.numerator, p.denominator); })
+        .def_readonly("bars", &ContextPlan::bars)
+        .def_readonly("sample_rate", &ContextPlan::sampleRate)
+        .def_property_readonly("has_context", &ContextPlan::hasContext)
+        .def_property_readonly("seconds", &ContextPlan::seconds)
+        .def("__repr__", [](const ContextPlan& p) {
+            return "ContextPlan(first_frame=" + std::to_string(p.firstFrame) + ", num_frames=" +
+                   std::to_string(p.numFrames) + ", anchor_ppq=" + std::to_string(p.anchorPpq) + ", bpm=" +
+                   std::to_string(p.bpm) + ", time_signature=" + std::to_string(p.numerator) + "/" +
+                   std::to_string(p.denominator) + ", bars=" + std::to_string(p.bars) + ")";
+        });
+
+    // The transport at the press, for a take without context (keyword arguments as Capture.push's).
+    const auto transportAt = [](double ppq, double bpm, bool playing, double sampleRate, std::pair<int, int> timeSignature,
+                                std::optional<double> barStartPpq) {
+        return makeTransport(ppq, bpm, playing, sampleRate, 0, timeSignature, barStartPpq, std::nullopt);
+    };
+    py::class_<ContextPlanner>(m, "ContextPlanner",
+                               "Plans a Generate press: the last whole bars captured (at most max_bars), else "
+                               "max_bars bars without context from the transport's bar line.")
+        .def(py::init<int>(), py::arg("max_bars"))
+        .def_property_readonly("max_bars", &ContextPlanner::maxBars)
         .def(
-            "extract_last_bars", [](const CaptureBuffer& self, int bars) { return regionOrNone(self.extractLastBars(bars)); },
-            py::arg("bars"));
+            "plan_context",
+            [](const ContextPlanner& self, const CaptureBuffer& capture, std::optional<std::int64_t> endFrame) {
+                return self.planContext(capture.anchors(), endFrame.value_or(capture.framesWritten()));
+            },
+            py::arg("capture"), py::arg("end_frame") = py::none(),
+            "The context plan for a press at end_frame (default: now), or None when no whole bar was played.")
+        .def(
+            "plan_without_context",
+            [transportAt](const ContextPlanner& self, double ppq, double bpm, bool playing, double sampleRate,
+                          std::pair<int, int> timeSignature, std::optional<double> barStartPpq) {
+                return self.planWithoutContext(transportAt(ppq, bpm, playing, sampleRate, timeSignature, barStartPpq));
+            },
+            py::kw_only(), py::arg("ppq"), py::arg("bpm"), py::arg("playing"), py::arg("sample_rate") = 48000.0,
+            py::arg("time_signature") = std::make_pair(4, 4), py::arg("bar_start_ppq") = py::none())
+        .def(
+            "plan",
+            [transportAt](const ContextPlanner& self, const CaptureBuffer& capture, std::optional<std::int64_t> endFrame,
+                          double ppq, double bpm, bool playing, double sampleRate, std::pair<int, int> timeSignature,
+                          std::optional<double> barStartPpq) {
+                const auto planned =
+                    self.plan(capture, endFrame.value_or(capture.framesWritten()),
+                              transportAt(ppq, bpm, playing, sampleRate, timeSignature, barStartPpq));
+                return py::make_tuple(planned.plan,
+                                      planned.context ? py::object(toArray(*planned.context)) : py::object(py::none()));
+            },
+            py::arg("capture"), py::arg("end_frame") = py::none(), py::kw_only(), py::arg("ppq"), py::arg("bpm"),
+            py::arg("playing"), py::arg("sample_rate") = 48000.0, py::arg("time_signature") = std::make_pair(4, 4),
+            py::arg("bar_start_ppq") = py::none(),
+            "What the plugin does on a press: (plan, audio (frames, 2) or None); the transport keywords are the "
+            "host's at the press, used when there is no context.");
 
     py::class_<TakePlayer>(m, "TakePlayer", "Plays a stereo take locked to the transport's ppq.")
         .def(py::init([](int crossfade, std::size_t retireCapacity) {

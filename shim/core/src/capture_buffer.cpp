@@ -23,9 +23,10 @@ CaptureBuffer::Anchor CaptureBuffer::Anchor::advancedBy(std::int64_t offset) con
     a.ppq += static_cast<double>(offset) * ppqPerFrame();
     if (playing) a.samplePosition += offset;
     a.numFrames = numFrames > offset ? numFrames - offset : 0;
-    const double barLength = timeSigNumerator * 4.0 / timeSigDenominator;
-    if (std::isfinite(barStartPpq) && barLength > 0.0)
-        a.barStartPpq = barStartPpq + std::floor((a.ppq - barStartPpq) / barLength + 1e-9) * barLength;
+    if (std::isfinite(barStartPpq)) {
+        const BarGrid bars = barGrid();
+        if (bars.usable()) a.barStartPpq = bars.ppqOfLine(bars.lineAtOrBefore(a.ppq));
+    }
     return a;
 }
 
@@ -215,29 +216,6 @@ std::optional<CaptureBuffer::Region> CaptureBuffer::extractPpqRange(double start
             return copyFrames(s, it->frame + first, end - first);
     }
     return std::nullopt;
-}
-
-std::optional<std::pair<double, double>> CaptureBuffer::lastBarsRange(int bars) const {
-    if (bars <= 0) return std::nullopt;
-    const Snapshot s = snapshot();
-    for (auto it = s.runs.rbegin(); it != s.runs.rend(); ++it) {
-        if (!it->playing) continue;
-        const double step = it->ppqPerFrame();
-        const double endPpq = it->ppq + static_cast<double>(it->numFrames) * step;
-        const double barLength = it->timeSigNumerator * 4.0 / it->timeSigDenominator;
-        const double origin = std::isfinite(it->barStartPpq) ? it->barStartPpq : 0.0;
-        const double lastLine = origin + std::floor((endPpq - origin) / barLength + 1e-9) * barLength;
-        const double start = lastLine - bars * barLength;
-        if (samplesUntil(it->ppq, start, step) < 0) return std::nullopt;
-        return std::make_pair(start, lastLine);
-    }
-    return std::nullopt;
-}
-
-std::optional<CaptureBuffer::Region> CaptureBuffer::extractLastBars(int bars) const {
-    const auto range = lastBarsRange(bars);
-    if (!range) return std::nullopt;
-    return extractPpqRange(range->first, range->second);
 }
 
 }  // namespace sideman::bridge

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "sideman_bridge/capture_buffer.h"
+#include "sideman_bridge/context_planner.h"
 #include "sideman_bridge/take.h"
 #include "sideman_bridge/take_player.h"
 #include "sideman_bridge/transport.h"
@@ -306,7 +307,12 @@ long captureScenario(int blocks) {
             switch (rng() % 4) {
                 case 0: region = capture.extractLatest(1 + rng() % 15000); break;
                 case 1: region = capture.extractPpqRange(rng() % 16, 16.0 + rng() % 16); break;
-                case 2: region = capture.extractLastBars(1 + rng() % 2); break;
+                case 2: {  // what the plugin's worker does on a Generate press
+                    TransportInfo now;
+                    now.bpm = 120.0;
+                    region = ContextPlanner(1 + static_cast<int>(rng() % 2)).plan(capture, capture.framesWritten(), now).context;
+                    break;
+                }
                 default: {
                     const auto anchors = capture.anchors();
                     for (std::size_t i = 1; i < anchors.size(); ++i)

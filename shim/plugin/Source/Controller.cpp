@@ -7,12 +7,13 @@
 
 #include "PluginProcessor.h"
 #include "TakeFiles.h"
+#include "sideman_bridge/context_planner.h"
 
 namespace sideman::plugin {
 
 namespace {
 
-constexpr const char* kPrefix = "/sideman/";
+using osc::kPrefix;
 constexpr double kContextFileMaxAgeMs = 60.0 * 60.0 * 1000.0;  // context files older than this are pruned
 
 int argInt(const juce::OSCMessage& m, int i, int fallback) {
@@ -35,6 +36,33 @@ juce::String argString(const juce::OSCMessage& m, int i) {
 
 double nowMs() { return juce::Time::getMillisecondCounterHiRes(); }
 
+// Whether `args` fit the verb's type tags (the required ones, then any of the optional ones).
+bool argsMatch(const osc::Verb& verb, const juce::Array<juce::OSCArgument>& args) {
+    const juce::String types(verb.types);
+    const int optionalFrom = types.indexOfChar('|');
+    const auto tags = types.removeCharacters("|");
+    if (args.size() > tags.length() || (optionalFrom >= 0 && args.size() < optionalFrom) ||
+        (optionalFrom < 0 && args.size() != tags.length()))
+        return false;
+    for (int i = 0; i < args.size(); ++i)
+        if (static_cast<juce::juce_wchar>(args.getReference(i).getType()) != tags[i]) return false;
+    return true;
+}
+
+// The transport the audio thread saw last, for a take planned without context.
+bridge::TransportInfo transportNow(const TransportSnapshot& snapshot) {
+    bridge::TransportInfo t;
+    t.sampleRate = snapshot.sampleRate.load();
+    t.ppqPosition = snapshot.ppq.load();
+    t.bpm = snapshot.bpm.load();
+    t.timeSigNumerator = snapshot.numerator.load();
+    t.timeSigDenominator = snapshot.denominator.load();
+    t.barStartPpq = snapshot.hasBarStart.load() ? snapshot.barStartPpq.load()
+                                                : std::numeric_limits<double>::quiet_NaN();
+    t.playing = snapshot.playing.load();
+    return t;
+}
+
 // Context files of any instance older than an hour: their jobs are long finished.
 void pruneContextFiles(const juce::File& folder) {
     const auto cutoff = juce::Time::getCurrentTime() - juce::RelativeTime::milliseconds(
@@ -44,50 +72,6 @@ void pruneContextFiles(const juce::File& folder) {
 }
 
 }  // namespace
-
-// ------------------------------------------------------------------------------------------
-ContextPlan planContext(const bridge::CaptureBuffer& capture, std::int64_t endFrame, int maxBars) {
-    ContextPlan plan;
-    const auto runs = capture.anchors();
-    bool tempoKnown = false;
-    for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
-        const auto& run = *it;
-        if (run.frame >= endFrame) continue;  // recorded after the press
-        if (!tempoKnown) {  // the transport at the press, for a take without context
-            plan.bpm = run.bpm;
-            plan.numerator = run.timeSigNumerator;
-            plan.denominator = run.timeSigDenominator;
-            tempoKnown = true;
-        }
-        if (!run.playing || maxBars < 1) continue;
-
-        const double step = run.ppqPerFrame();
-        const double barLength = run.timeSigNumerator * 4.0 / run.timeSigDenominator;
-        const double origin = std::isfinite(run.barStartPpq) ? run.barStartPpq : 0.0;
-        const double tolerance = 1e-3 * step;  // a bar line within a thousandth of a sample counts as reached
-        const auto runEnd = std::min(endFrame, run.frame + run.numFrames);
-        const double endPpq = run.ppq + static_cast<double>(runEnd - run.frame) * step;
-        const auto lastBar = static_cast<std::int64_t>(std::floor((endPpq - origin + tolerance) / barLength));
-        const auto firstBar = static_cast<std::int64_t>(std::ceil((run.ppq - origin - tolerance) / barLength));
-        const auto bars = std::min<std::int64_t>(maxBars, lastBar - firstBar);
-        if (bars < 1) continue;  // less than a bar here (e.g. stopped just after a loop wrap): look further back
-
-        const double endBarPpq = origin + static_cast<double>(lastBar) * barLength;
-        const double startBarPpq = endBarPpq - static_cast<double>(bars) * barLength;
-        const auto first = run.frame + std::max<std::int64_t>(0, bridge::samplesUntil(run.ppq, startBarPpq, step));
-        const auto last = std::min(runEnd, run.frame + bridge::samplesUntil(run.ppq, endBarPpq, step));
-        if (last <= first) continue;
-        plan.region = capture.extractFrames(first, last - first);
-        if (!plan.region) return plan;  // overwritten while reading
-        plan.bpm = run.bpm;
-        plan.numerator = run.timeSigNumerator;
-        plan.denominator = run.timeSigDenominator;
-        plan.anchorPpq = startBarPpq;
-        plan.bars = static_cast<int>(bars);
-        return plan;
-    }
-    return plan;
-}
 
 // ------------------------------------------------------------------------------------------
 SidemanController::SidemanController(SidemanAudioProcessor& processor)
@@ -151,10 +135,11 @@ std::int32_t SidemanController::nextRequestId() noexcept {
     return requestCounter_;
 }
 
-bool SidemanController::send(const juce::String& verb, const juce::Array<juce::OSCArgument>& args) {
+bool SidemanController::send(const osc::Verb& verb, const juce::Array<juce::OSCArgument>& args) {
+    jassertquiet(argsMatch(verb, args));  // the schema of OscVerbs.h (checked against the host's in tests)
     const auto id = session().instanceId;
     try {
-        juce::OSCMessage message(juce::OSCAddressPattern(kPrefix + id + "/" + verb));
+        juce::OSCMessage message(juce::OSCAddressPattern(juce::String(kPrefix) + id + "/" + verb.name));
         for (const auto& arg : args) message.addArgument(arg);
         return link_.send(message);
     } catch (const juce::OSCException&) {
@@ -217,9 +202,11 @@ void SidemanController::maintainLink(double now) {
                           "`. Audio passes through meanwhile.");
         helloReq_ = nextRequestId();
         try {
-            juce::OSCMessage hello(juce::OSCAddressPattern("/sideman/hello"));
+            const auto& verb = osc::host_request::kHello;
+            juce::OSCMessage hello(juce::OSCAddressPattern(juce::String(kPrefix) + verb.name));
             hello.addInt32(helloReq_);
             hello.addString(s.instanceId);
+            jassertquiet(argsMatch(verb, { hello[0], hello[1] }));
             link_.send(hello);
         } catch (const juce::OSCException&) {
         }
@@ -239,7 +226,7 @@ void SidemanController::maintainLink(double now) {
             jobs_.clear();
         }
     } else if (now - lastHeardMs_ > kKeepAliveMs && now - lastStatusSentMs_ > kKeepAliveMs) {
-        send("status", { juce::OSCArgument(nextRequestId()) });  // keeps the id ours (the host's 30 s rule)
+        send(osc::instance_request::kStatus, { juce::OSCArgument(nextRequestId()) });  // keeps the id ours (the host's 30 s rule)
         lastStatusSentMs_ = now;
     }
 }
@@ -258,7 +245,7 @@ void SidemanController::handleMessage(const juce::OSCMessage& message, double no
     const int req = argInt(message, 0, -1);
     lastHeardMs_ = now;
 
-    if (verb == "welcome") {
+    if (verb == osc::instance_reply::kWelcome.name) {
         if (req != helloReq_ || connected_.load()) return;  // an answer to an older hello
         const auto assigned = argString(message, 1);
         const auto how = argString(message, 2);
@@ -279,13 +266,13 @@ void SidemanController::handleMessage(const juce::OSCMessage& message, double no
     }
 
     if (instance.isEmpty()) {  // host-level replies: /sideman/error, /sideman/bye
-        if (verb == "bye") {
+        if (verb == osc::host_reply::kBye.name) {
             connected_.store(false);
             helloAttempts_ = 1;
             setLinkStatus("The Sideman host at " + linkTarget_ + " stopped");
-        } else if (verb == "error") {
+        } else if (verb == osc::host_reply::kError.name) {
             const auto reason = argString(message, 1);
-            if (reason.contains("hello")) {  // the host does not know this instance (restarted elsewhere)
+            if (reason.contains(osc::host_request::kHello.name)) {  // the host does not know this instance (restarted elsewhere)
                 connected_.store(false);
                 lastHelloMs_ = -1.0e12;
             }
@@ -297,13 +284,13 @@ void SidemanController::handleMessage(const juce::OSCMessage& message, double no
 
     if (instance != session().instanceId) return;  // addressed to an id this instance no longer has
 
-    if (verb == "progress") {
+    if (verb == osc::instance_reply::kProgress.name) {
         if (req == latestJob_ && jobs_.count(req) != 0)
             setActivity("Generating: step " + juce::String(argInt(message, 1, 0)) + " of " +
                         juce::String(argInt(message, 2, 0)));
-    } else if (verb == "done") {
+    } else if (verb == osc::instance_reply::kDone.name) {
         adoptTake(argString(message, 1), argString(message, 2), argFloat(message, 3, 0.0f), req);
-    } else if (verb == "error") {
+    } else if (verb == osc::instance_reply::kError.name) {
         const auto reason = argString(message, 1);
         const bool ours = jobs_.erase(req) != 0;
         if (ours && req == latestJob_)
@@ -312,7 +299,8 @@ void SidemanController::handleMessage(const juce::OSCMessage& message, double no
             setActivity("Host: " + reason);
         // (an older job answered "superseded by request N" when Generate was pressed again)
     }
-    // ack, take and status replies only prove the host is alive (lastHeardMs_).
+    // ack, take and status replies (instance_reply::kAck, kTake, kStatus) only prove the host is
+    // alive (lastHeardMs_).
 }
 
 // ------------------------------------------------------------------------------------------
@@ -347,13 +335,14 @@ void SidemanController::generate(std::int64_t endFrame) {
         return static_cast<int>(std::lround(apvts.getRawParameterValue(id)->load()));
     };
     const int maxBars = juce::jlimit(1, param::maxBars, intParam(param::bars));
-    ContextPlan plan = planContext(*capture, endFrame, maxBars);
+    const auto planned = bridge::ContextPlanner(maxBars).plan(*capture, endFrame, transportNow(processor_.lastTransport()));
+    const bridge::ContextPlan& plan = planned.plan;
     if (juce::SystemStats::getEnvironmentVariable("SIDEMAN_PLUGIN_DEBUG", {}).isNotEmpty()) {
         // Diagnostics for hosts whose transport we have to learn (worker thread, not audio).
         const auto runs = capture->anchors();
         std::fprintf(stderr, "sideman-plugin: generate at frame %lld, %d capture runs, plan %s\n",
                      static_cast<long long>(endFrame), static_cast<int>(runs.size()),
-                     plan.region ? "with context" : "without context");
+                     planned.context ? "with context" : "without context");
         for (const auto& run : runs)
             std::fprintf(stderr, "sideman-plugin:   run frame %lld +%lld playing %d ppq %.6f bar %.6f "
                          "bpm %.3f sig %d/%d pos %lld\n", static_cast<long long>(run.frame),
@@ -362,28 +351,13 @@ void SidemanController::generate(std::int64_t endFrame) {
                          static_cast<long long>(run.samplePosition));
         std::fflush(stderr);
     }
-    const auto& transport = processor_.lastTransport();
-    double sampleRate = transport.sampleRate.load();
-    if (!plan.region) {
-        // No whole bar of context was played: fill `maxBars` bars from the next bar line.
-        plan.bpm = transport.bpm.load();
-        plan.numerator = transport.numerator.load();
-        plan.denominator = transport.denominator.load();
-        const double barLength = plan.numerator * 4.0 / plan.denominator;
-        const double origin = transport.hasBarStart.load() ? transport.barStartPpq.load() : 0.0;
-        const double bar = (transport.ppq.load() - origin) / barLength;
-        plan.anchorPpq = origin + barLength * (transport.playing.load() ? std::ceil(bar - 1e-9) : std::floor(bar + 1e-9));
-        plan.bars = maxBars;
-    } else {
-        sampleRate = plan.region->anchor.sampleRate;
-    }
 
     const auto s = session();
     juce::String contextPath;
-    if (plan.region) {
+    if (planned.context) {
         const juce::File folder(s.cacheFolder);
         juce::String error;
-        const auto file = writeContextFile(*plan.region, folder, error);
+        const auto file = writeContextFile(*planned.context, folder, error);
         if (!file) {
             setActivity("Cannot write the context: " + error);
             return;
@@ -398,17 +372,17 @@ void SidemanController::generate(std::int64_t endFrame) {
     const double unitBpm = plan.bpm * plan.denominator / 4.0;
     auto& guidanceContext = *apvts.getRawParameterValue(param::guidanceContext);
     auto& guidanceClap = *apvts.getRawParameterValue(param::guidanceClap);
-    send("prompt", { juce::OSCArgument(nextRequestId()), juce::OSCArgument(s.prompt) });
-    send("seed", { juce::OSCArgument(nextRequestId()), juce::OSCArgument(static_cast<juce::int32>(intParam(param::seed))) });
-    send("steps", { juce::OSCArgument(nextRequestId()), juce::OSCArgument(static_cast<juce::int32>(intParam(param::steps))) });
-    send("guidance", { juce::OSCArgument(nextRequestId()), juce::OSCArgument(guidanceContext.load()),
+    send(osc::instance_request::kPrompt, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(s.prompt) });
+    send(osc::instance_request::kSeed, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(static_cast<juce::int32>(intParam(param::seed))) });
+    send(osc::instance_request::kSteps, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(static_cast<juce::int32>(intParam(param::steps))) });
+    send(osc::instance_request::kGuidance, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(guidanceContext.load()),
                        juce::OSCArgument(guidanceClap.load()) });
     const auto req = nextRequestId();
-    const bool sent = send("generate", {
+    const bool sent = send(osc::instance_request::kGenerate, {
         juce::OSCArgument(req), juce::OSCArgument(contextPath), juce::OSCArgument(static_cast<float>(plan.seconds())),
         juce::OSCArgument(static_cast<float>(plan.anchorPpq)), juce::OSCArgument(static_cast<float>(unitBpm)),
         juce::OSCArgument(static_cast<juce::int32>(plan.numerator)),
-        juce::OSCArgument(static_cast<juce::int32>(std::lround(sampleRate))) });
+        juce::OSCArgument(static_cast<juce::int32>(std::lround(plan.sampleRate))) });
     if (!sent) {
         setActivity("Cannot send to the host at " + linkTarget_);
         return;
@@ -417,7 +391,7 @@ void SidemanController::generate(std::int64_t endFrame) {
     latestJob_ = req;
     setActivity("Generating " + juce::String(plan.bars) + " bar" + (plan.bars == 1 ? "" : "s") + " from ppq " +
                 juce::String(plan.anchorPpq, 2) +
-                (plan.region ? " over the captured context" : " without context (nothing played yet)"));
+                (planned.context ? " over the captured context" : " without context (nothing played yet)"));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -532,7 +506,7 @@ void SidemanController::syncTakeSelection() {
             session_.selectedTake = record->id;
         }
         setActivity("Playing take " + juce::String(index) + " (" + record->id + ")");
-        if (connected_.load()) send("take/select", { juce::OSCArgument(nextRequestId()), juce::OSCArgument(record->id) });
+        if (connected_.load()) send(osc::instance_request::kTakeSelect, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(record->id) });
     } else {
         processor_.takePlayer().clearTake();
         loadedTakeId_.clear();

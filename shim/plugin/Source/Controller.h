@@ -1,6 +1,8 @@
 // The plugin's non-realtime brain: one worker thread of its own that talks to the Sideman host
 // (hello, settings, generate), writes the context file, loads takes and hands them to the
-// TakePlayer, frees retired takes, and keeps the state that is saved with the project.
+// TakePlayer, frees retired takes, and keeps the state that is saved with the project. Which
+// bars a Generate press sends is the bridge core's ContextPlanner (context_planner.h); the OSC
+// verbs are OscVerbs.h.
 //
 // Why a thread of its own: hosts used for automated tests (DawDreamer, pedalboard) and some
 // DAWs in offline mode never run JUCE's message loop, so nothing here may depend on
@@ -22,30 +24,12 @@
 #include <optional>
 
 #include "HostLink.h"
+#include "OscVerbs.h"
 #include "PluginState.h"
-#include "sideman_bridge/capture_buffer.h"
 
 namespace sideman::plugin {
 
 class SidemanAudioProcessor;
-
-// Where a generated take will sit: the context range (or, without context, the bars to fill).
-struct ContextPlan {
-    std::optional<bridge::CaptureBuffer::Region> region;  // none: generate without context
-    double anchorPpq = 0.0;   // ppq of the first sample of the context and of the take
-    double bpm = 120.0;       // quarter notes per minute
-    int numerator = 4;
-    int denominator = 4;
-    int bars = 0;
-    double seconds() const noexcept { return bars * numerator * (4.0 / denominator) * 60.0 / bpm; }
-};
-
-// The context for a Generate press at capture frame `endFrame`: the last `maxBars` whole bars
-// played before it, ending at the last bar line the transport passed (bar lines from the host's
-// bar start, else from ppq 0). They come from the latest playing run (a stretch of linear
-// transport) that holds at least one whole bar before `endFrame`, so pressing Generate after
-// stopping uses what was just played. nullopt region when no whole bar was captured playing.
-ContextPlan planContext(const bridge::CaptureBuffer& capture, std::int64_t endFrame, int maxBars);
 
 class SidemanController final : private juce::Thread {
 public:
@@ -91,7 +75,7 @@ private:
     void setLinkStatus(const juce::String& text);
     void setActivity(const juce::String& text);
     std::int32_t nextRequestId() noexcept;
-    bool send(const juce::String& verb, const juce::Array<juce::OSCArgument>& args);
+    bool send(const osc::Verb& verb, const juce::Array<juce::OSCArgument>& args);  // to this instance
 
     SidemanAudioProcessor& processor_;
     juce::AudioFormatManager formats_;

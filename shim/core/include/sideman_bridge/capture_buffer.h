@@ -46,6 +46,10 @@ public:
         std::int64_t numFrames = 0;        // frames in the run (anchors()) or region (extract*)
 
         double ppqPerFrame() const noexcept { return playing ? bpm / (60.0 * sampleRate) : 0.0; }
+        // Bar lines at this anchor's time signature and tempo (BarGrid, transport.h).
+        BarGrid barGrid() const noexcept {
+            return BarGrid::of(timeSigNumerator, timeSigDenominator, barStartPpq, bpm / (60.0 * sampleRate));
+        }
         // The same transport `offset` frames later within the run.
         Anchor advancedBy(std::int64_t offset) const noexcept;
     };
@@ -86,11 +90,7 @@ public:
     // The frames whose ppq lies in [startPpq, endPpq), taken from the most recent playing run
     // that covers the whole range (a ppq on a frame within 1e-6 of a sample counts as that frame).
     std::optional<Region> extractPpqRange(double startPpq, double endPpq) const;
-    // [start, end) ppq of the last `bars` complete bars of the most recent playing run: it ends
-    // at the last bar line the run reached (bar lines from the host's bar start, else from ppq
-    // 0, at the run's time signature). nullopt when that run does not hold them all.
-    std::optional<std::pair<double, double>> lastBarsRange(int bars) const;
-    std::optional<Region> extractLastBars(int bars) const;
+    // (Which bars to send as context is ContextPlanner's question: context_planner.h.)
 
 private:
     struct AnchorSlot {

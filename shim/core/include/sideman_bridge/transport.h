@@ -65,6 +65,34 @@ inline std::int64_t samplesUntil(double ppq, double targetPpq, double ppqPerSamp
     return static_cast<std::int64_t>(std::ceil(x));
 }
 
+// Bar lines of a time signature: one every `numerator * 4 / denominator` quarter notes from
+// `origin` (the host's bar start, else ppq 0). The one place bar arithmetic is done (capture
+// anchors, context planning). A position within kBarLineToleranceSamples of a sample (a
+// thousandth) before a line counts as having reached it; indices are whole numbers held in
+// doubles, so nothing here can overflow an integer cast on odd input. Realtime-safe.
+constexpr double kBarLineToleranceSamples = 1e-3;
+
+struct BarGrid {
+    double origin = 0.0;      // ppq of one bar line
+    double barLength = 4.0;   // ppq per bar
+    double tolerance = 0.0;   // ppq
+
+    // `ppqPerSample` is the tempo's (bpm / (60 * sampleRate)), also while stopped.
+    static BarGrid of(int numerator, int denominator, double barStartPpq, double ppqPerSample) noexcept {
+        BarGrid g;
+        g.origin = std::isfinite(barStartPpq) ? barStartPpq : 0.0;
+        g.barLength = numerator * 4.0 / denominator;
+        const double tolerance = kBarLineToleranceSamples * ppqPerSample;
+        g.tolerance = std::isfinite(tolerance) && tolerance > 0.0 ? tolerance : 0.0;
+        return g;
+    }
+    bool usable() const noexcept { return std::isfinite(origin) && std::isfinite(barLength) && barLength > 0.0; }
+    // Index of the last line at or before `ppq`, and of the first at or after it.
+    double lineAtOrBefore(double ppq) const noexcept { return std::floor((ppq - origin + tolerance) / barLength); }
+    double lineAtOrAfter(double ppq) const noexcept { return std::ceil((ppq - origin - tolerance) / barLength); }
+    double ppqOfLine(double index) const noexcept { return origin + index * barLength; }
+};
+
 // Splits a block into runs where ppq advances linearly, cutting at host loop wraps.
 // Calls fn(offset, length, ppqAtOffset, wrapped) for each run, in order; `wrapped` is true for a
 // run that starts at a loop wrap inside the block. Stopped transports give one run with ppq
