@@ -75,7 +75,7 @@ CODEC_PRESETS = {
     "small": CodecConfig(width=256),
     "base": CodecConfig(width=384),
 }
-assert all(c.latent_hop == 4096 for c in CODEC_PRESETS.values())  # training.codec_config.LATENT_HOP
+assert all(c.latent_hop == 4096 for c in CODEC_PRESETS.values())  # training.stages.CODEC_LATENT_HOP
 
 
 class ConvNeXt1d(nn.Module):

@@ -63,11 +63,7 @@ def _autoencoder(run: Run) -> dict:
     from sideman.training.ae_training import train_autoencoder
 
     a = run.recipe.autoencoder
-    train_autoencoder(run / "corpus", run / "autoencoder", preset=a.preset, steps=a.steps,
-                      batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup, ema_decay=a.ema_decay,
-                      denoise_weight=a.denoise_weight, magnitude_weight=a.magnitude_weight,
-                      consistency_weight=a.consistency_weight, workers=a.workers, log_every=25,
-                      ckpt_every=250, seed=run.recipe.corpus.seed, progress=run.progress)
+    train_autoencoder(run / "corpus", run / "autoencoder", a, seed=run.recipe.corpus.seed, progress=run.progress)
     return {"steps": a.steps}
 
 
@@ -101,8 +97,7 @@ def _clap(run: Run) -> dict:
     from sideman.training.train_clap import train_house_clap
 
     c = run.recipe.clap
-    train_house_clap(run / "corpus", run / "clap", preset=c.preset, steps=c.steps,
-                     batch_size=c.batch_size, seed=run.recipe.corpus.seed, progress=run.progress)
+    train_house_clap(run / "corpus", run / "clap", c, seed=run.recipe.corpus.seed, progress=run.progress)
     return json.loads((run / "clap" / "summary.json").read_text())
 
 
@@ -110,8 +105,7 @@ def _bridge(run: Run) -> dict:
     from sideman.training.train_bridge import train_bridge
 
     b = run.recipe.bridge
-    train_bridge(run / "clap" / "house_clap.pt", run / "corpus", run / "bridge", preset=b.preset,
-                 steps=b.steps, batch_size=b.batch_size, seed=run.recipe.corpus.seed,
+    train_bridge(run / "clap" / "house_clap.pt", run / "corpus", run / "bridge", b, seed=run.recipe.corpus.seed,
                  progress=run.progress)
     return json.loads((run / "bridge" / "summary.json").read_text())
 
@@ -135,10 +129,8 @@ def _dit(kind: str) -> Callable[[Run], dict]:
 
         d = run.recipe.dit
         edm = kind == "edm"
-        train_dit(run / "pairs", run / "dit", kind, d.preset, d.edm_steps if edm else d.consistency_steps,
-                  d.batch_size, d.edm_lr if edm else d.consistency_lr, d.warmup,
-                  init=None if edm else run / "dit" / "dit_edm.pt", seed=run.recipe.corpus.seed,
-                  progress=run.progress)
+        train_dit(run / "pairs", run / "dit", kind, d, init=None if edm else run / "dit" / "dit_edm.pt",
+                  seed=run.recipe.corpus.seed, progress=run.progress)
         rows = (run / "dit" / kind / "log.csv").read_text().strip().splitlines()
         return {"final_loss": float(rows[-1].split(",")[1]) if len(rows) > 1 else None}
     return stage

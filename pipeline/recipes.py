@@ -1,6 +1,10 @@
 """Recipes for `sideman train all`: every setting of every stage of the whole-stack
 training, as dataclasses, with the presets in one place (:data:`RECIPES`).
 
+The trainers' stages (autoencoder, CLAP, bridge, pairs, DiT) are defined once, in
+training.stages, with the demo recipe's values as their defaults; this module adds the
+corpus and evaluation stages and the presets.
+
 A recipe is the full record of how a bundle was made; the run folder keeps it as
 ``recipe.json`` and each finished stage stores the part of it that it used, so a rerun
 resumes stage by stage and refuses to mix two recipes in one folder.
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from sideman.training.decoder_eq import EqSettings
+from sideman.training.stages import AutoencoderStage, BridgeStage, ClapStage, DiTStage, PairsStage
 
 
 @dataclass(frozen=True)
@@ -19,66 +24,6 @@ class CorpusStage:
     songs: int = 160
     seconds: float = 30.0
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class AutoencoderStage:
-    """Autoencoder training (`training.ae_training`) and its held-out evaluation."""
-
-    preset: str = "small"
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup: int = 100
-    ema_decay: float = 0.999
-    denoise_weight: float = 1.0
-    magnitude_weight: float = 10.0
-    consistency_weight: float = 0.02
-    workers: int = 1
-    decode_steps: int = 1         # the bundle's decoding (1: the trained model reconstructs better)
-    decode_mode: str = "parallel"  # all chunks in one batched call: 1.9x faster here, same quality
-    eval_clips: int = 8
-    eval_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class ClapStage:
-    """House CLAP (`training.train_clap`)."""
-
-    preset: str = "small"
-    steps: int = 600
-    batch_size: int = 64
-
-
-@dataclass(frozen=True)
-class BridgeStage:
-    """Text-to-audio CLAP bridge (`training.train_bridge`)."""
-
-    preset: str = "compact"
-    steps: int = 2000
-    batch_size: int = 256
-
-
-@dataclass(frozen=True)
-class PairsStage:
-    """DiT training pairs encoded to latents (`training.dit_data`)."""
-
-    count: int = 640
-    seconds: float = 10.0
-    clap_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class DiTStage:
-    """EDM training, then consistency training from the EDM weights (`training.train_dit`)."""
-
-    preset: str = "small"
-    edm_steps: int = 1500
-    edm_lr: float = 3e-4
-    consistency_steps: int = 500
-    consistency_lr: float = 1e-4
-    batch_size: int = 16
-    warmup: int = 100
 
 
 @dataclass(frozen=True)

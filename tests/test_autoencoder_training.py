@@ -12,6 +12,7 @@ from conftest import needs_fluidsynth
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.models.autoencoder import PRESETS, Autoencoder, load_autoencoder
+from sideman.training.stages import AutoencoderStage
 from sideman.training.ae_training import (AudioWindows, ConsistencyObjective, EpochSampler,
                                           split_songs, train_autoencoder)
 from test_autoencoder import tones
@@ -88,8 +89,10 @@ def test_training_run_keeps_latents_healthy_and_resumes(rendered_corpus, tmp_pat
     of the tanh bound, different inputs give different latents) and the run exports a
     loadable model."""
     out = tmp_path / "run"
-    kw = dict(config=TINY, steps=40, batch_size=4, lr=1e-3, warmup_steps=5, ema_decay=0.99,
-              log_every=10, ckpt_every=10, progress=False)
+    stage = AutoencoderStage(steps=40, batch_size=4, lr=1e-3, warmup=5, ema_decay=0.99, log_every=10,
+                             ckpt_every=10, workers=0, denoise_weight=0.0, magnitude_weight=0.0,
+                             consistency_weight=1.0)  # pure consistency training
+    kw = dict(stage=stage, config=TINY, progress=False)
     train_autoencoder(rendered_corpus, out, until=20, **kw)
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 20
     path = train_autoencoder(rendered_corpus, out, **kw)

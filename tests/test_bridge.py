@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sideman.training.stages import BridgeStage
 from sideman.models.bridge import PRESETS, BridgeMLP, ClapBridge, DenseBlock
 from sideman.models.clap_house import PRESETS as CLAP_PRESETS
 from sideman.models.clap_house import HouseClap
@@ -142,9 +143,9 @@ def test_train_bridge_end_to_end(tmp_path):
     corpus = make_folder_corpus(tmp_path / "data")
     torch.manual_seed(0)
     HouseClap(CLAP_PRESETS["tiny"]).save(tmp_path / "clap.pt")
-    common = dict(preset="tiny", steps=6, batch_size=16, segments_per_stem=3, caption_variants_per_stem=2,
-                  log_every=2, ckpt_every=3, validation_fraction=0.5, cache_dir=tmp_path / "cache",
-                  text_encoder=HashText(), progress=False)
+    common = dict(stage=BridgeStage(preset="tiny", steps=6, batch_size=16, segments_per_stem=3,
+                                    caption_variants_per_stem=2, log_every=2, ckpt_every=3, validation_fraction=0.5),
+                  cache_dir=tmp_path / "cache", text_encoder=HashText(), progress=False)
     path = train_bridge(tmp_path / "clap.pt", corpus, tmp_path / "run", **common)
     bridge = ClapBridge.load(path)
     assert bridge.meta["clap"].startswith("house:") and bridge.meta["steps"] == 6

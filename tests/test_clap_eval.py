@@ -6,6 +6,7 @@ import re
 import numpy as np
 import torch
 
+from sideman.training.stages import BridgeStage
 from sideman.data.layouts import read_multitrack
 from sideman.models.clap_house import PRESETS as CLAP_PRESETS
 from sideman.models.clap_house import HouseClap
@@ -71,9 +72,10 @@ def test_evaluate_clap_end_to_end(tmp_path):
     torch.manual_seed(0)
     HouseClap(CLAP_PRESETS["tiny"]).save(tmp_path / "clap.pt")
     common = dict(validation_fraction=0.5, cache_dir=tmp_path / "cache", text_encoder=HashText())
-    bridge = train_bridge(tmp_path / "clap.pt", corpus, tmp_path / "bridge", preset="tiny", steps=30,
-                          batch_size=32, lr=2e-3, warmup_steps=5, log_every=10, ckpt_every=30,
-                          segments_per_stem=4, caption_variants_per_stem=2, progress=False, **common)
+    stage = BridgeStage(preset="tiny", steps=30, batch_size=32, lr=2e-3, warmup=5, log_every=10, ckpt_every=30,
+                        segments_per_stem=4, caption_variants_per_stem=2, validation_fraction=0.5)
+    bridge = train_bridge(tmp_path / "clap.pt", corpus, tmp_path / "bridge", stage, progress=False,
+                          cache_dir=common["cache_dir"], text_encoder=common["text_encoder"])
     out = tmp_path / "eval"
     res = evaluate_clap(tmp_path / "clap.pt", bridge, corpus, out, pairs_per_stem=3, steps=8, **common)
     for name in ("report.md", "gap.csv", "retrieval.csv", "prompts.csv", "gap_pca.png", "results.json"):

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audio_fixtures import tone, write
@@ -130,3 +131,34 @@ def test_the_main_job_runs_on_the_embedded_default_bundle(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert str(EMBEDDED_BUNDLE) in proc.stdout
     _check_demo_output(tmp_path, proc.stdout)
+
+
+@pytest.mark.parametrize("argv, stage", [
+    (["ae", "train", "--data", "d", "--out", "o"], "autoencoder"),
+    (["train", "clap", "--data", "d", "--out", "o"], "clap"),
+    (["train", "bridge", "--clap", "c", "--data", "d", "--out", "o"], "bridge"),
+    (["train", "dit", "--pairs", "p", "--out", "o"], "dit"),
+    (["dit-pairs", "--autoencoder", "a", "--clap", "c", "--data", "d", "--out", "o"], "pairs"),
+])
+def test_trainer_commands_default_to_the_demo_recipe(argv, stage, capsys):
+    """One definition per hyperparameter: a trainer command's defaults are the settings the
+    demo recipe (`sideman train all`) trains with, and its --help says them."""
+    from dataclasses import fields
+
+    from sideman.cli import build_parser
+    from sideman.commands.options import from_options
+    from sideman.pipeline.recipes import RECIPES
+    from sideman.training.stages import option_fields
+
+    recipe_stage = getattr(RECIPES["demo"], stage)
+    args = build_parser().parse_args(argv)
+    parsed = from_options(type(recipe_stage), args)
+    for f in option_fields(type(recipe_stage)):
+        assert getattr(parsed, f.name) == getattr(recipe_stage, f.name), f.name
+    assert len(option_fields(type(recipe_stage))) >= min(3, len(fields(recipe_stage)))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([a for a in argv if a not in ("d", "o", "c", "p", "a")
+                                   and not a.startswith("--")] + ["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    first = option_fields(type(recipe_stage))[1]
+    assert f"(default: {getattr(recipe_stage, first.name)})" in help_text

@@ -7,7 +7,7 @@ import torch
 from audio_fixtures import tone, write
 from sideman.models.spectral_codec import (CODEC_PRESETS, CodecConfig, SpectralCodec, codec_loss, integrate_phase,
                                            istft, stft)
-from sideman.training.codec_training import CodecTraining, StemBank, load_codec, train_codec
+from sideman.training.codec_training import CodecStage, StemBank, load_codec, train_codec
 
 TINY = CODEC_PRESETS["tiny"]
 
@@ -97,14 +97,14 @@ def corpus(tmp_path_factory):
 
 def test_batches_are_a_pure_function_of_seed_and_step(corpus):
     bank = StemBank(corpus, "all", progress=False)
-    cfg = CodecTraining(preset="tiny", batch_size=3, crop=4 * 4096, split="all")
+    cfg = CodecStage(preset="tiny", batch_size=3, crop=4 * 4096, split="all")
     assert torch.equal(bank.batch(cfg, 5), bank.batch(cfg, 5))
     assert not torch.equal(bank.batch(cfg, 5), bank.batch(cfg, 6))
     assert bank.batch(cfg, 0).shape == (3, 2, 4 * 4096)
 
 
 def test_training_resumes_exactly(corpus, tmp_path):
-    cfg = CodecTraining(preset="tiny", steps=6, batch_size=2, crop=4 * 4096, warmup=2, bf16=False,
+    cfg = CodecStage(preset="tiny", steps=6, batch_size=2, crop=4 * 4096, warmup=2, bf16=False,
                         split="all", log_every=1)
     whole = train_codec(corpus, tmp_path / "whole", cfg, progress=False)
     train_codec(corpus, tmp_path / "parts", cfg, progress=False, stop_after=3)
@@ -113,11 +113,11 @@ def test_training_resumes_exactly(corpus, tmp_path):
     a, b = load_codec(whole).state_dict(), load_codec(parts).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="other settings"):
-        train_codec(corpus, tmp_path / "parts", CodecTraining(preset="tiny", steps=7, split="all"), progress=False)
+        train_codec(corpus, tmp_path / "parts", CodecStage(preset="tiny", steps=7, split="all"), progress=False)
 
 
 def test_cli_trains_and_measures_a_codec(tmp_path):
-    """`sideman codec train` (options generated from CodecTraining, defaults shown) and
+    """`sideman codec train` (options generated from CodecStage, defaults shown) and
     `sideman codec eval` on held-out songs: note-F1 table, JSON and pictures."""
     import json
     import subprocess

@@ -10,6 +10,7 @@ from audio_fixtures import write
 from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import song_split
 from sideman.models.clap_house import PRESETS, HouseClap, LogMel
+from sideman.training.stages import ClapStage
 from sideman.training.train_clap import (ClapWindows, LogMelStore, caption_variants, prepare_stems,
                                          sounding_block_starts, train_house_clap)
 
@@ -128,9 +129,9 @@ def test_windows_dataset_items_and_groups(corpus, tmp_path):
 
 
 def test_train_house_clap_end_to_end_and_exact_resume(corpus, tmp_path):
-    common = dict(preset="tiny", steps=4, batch_size=8, warmup_steps=2, log_every=1, ckpt_every=2,
-                  validation_fraction=0.5, cache_dir=tmp_path / "cache", text_encoder=HashText(),
-                  progress=False)
+    common = dict(stage=ClapStage(preset="tiny", steps=4, batch_size=8, warmup=2, log_every=1, ckpt_every=2,
+                                  validation_fraction=0.5),
+                  cache_dir=tmp_path / "cache", text_encoder=HashText(), progress=False)
     path = train_house_clap(corpus, tmp_path / "full", **common)
     model = HouseClap.load(path)
     assert model.config == TINY

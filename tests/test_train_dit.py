@@ -1,10 +1,13 @@
 """DiT training data in latent space and the EDM -> consistency training chain, end to end."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from audio_fixtures import tone, write
 from bundle_fixture import perturb
+from sideman.training.stages import DiTStage
 from sideman.export.bundle import export_bundle
 from sideman.models.autoencoder import PRESETS as AE, Autoencoder
 from sideman.models.clap_house import PRESETS as CLAP, HouseClap, HouseClapEmbedder
@@ -55,12 +58,13 @@ def test_edm_then_consistency_then_bundle(songs, ae, tmp_path):
     clap = perturb(HouseClap(CLAP["tiny"]))
     pairs = build_pair_latents(ae, HouseClapEmbedder(clap), songs, tmp_path / "pairs", pairs=4,
                                seconds=1.0, clap_seconds=1.0, split="all", progress=False)
-    edm_file = train_dit(pairs, tmp_path / "run", "edm", preset="tiny", steps=6, batch_size=4,
-                         warmup=2, log_every=2, ckpt_every=3, progress=False)
+    stage = DiTStage(preset="tiny", edm_steps=6, consistency_steps=4, batch_size=4, warmup=2, log_every=2,
+                     ckpt_every=3)
+    edm_file = train_dit(pairs, tmp_path / "run", "edm", stage, progress=False)
     edm = load_dit(edm_file)
     assert isinstance(edm, EDMPrecond) and edm.latent_scale == pytest.approx(LatentPairs(pairs).latent_scale)
-    cm_file = train_dit(pairs, tmp_path / "run", "consistency", preset="tiny", steps=4, batch_size=4,
-                        warmup=1, init=edm_file, log_every=2, ckpt_every=2, progress=False)
+    cm_file = train_dit(pairs, tmp_path / "run", "consistency", replace(stage, warmup=1, ckpt_every=2),
+                        init=edm_file, progress=False)
     cdit = load_dit(cm_file)
     assert isinstance(cdit, ConsistencyPrecond)
     assert (tmp_path / "run" / "edm" / "log.csv").is_file() and (tmp_path / "run" / "consistency" / "loss.png").is_file()
@@ -70,4 +74,4 @@ def test_edm_then_consistency_then_bundle(songs, ae, tmp_path):
     stem = engine.generate(np.zeros((2, 48000), np.float32), 1.0, GenerationSettings(seed=1, steps=2))
     assert stem.shape == (2, 48000) and np.isfinite(stem).all()
     with pytest.raises(ValueError, match="starts from an EDM model"):
-        train_dit(pairs, tmp_path / "run2", "consistency", preset="tiny", steps=2)
+        train_dit(pairs, tmp_path / "run2", "consistency", stage)

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sideman.data.files import atomic_write
+from sideman.training.stages import AutoencoderStage
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.multitrack import BLOCK, Multitrack, Song
@@ -204,54 +205,40 @@ def _write_run_config(out: Path, cfg: AutoencoderConfig, preset: str, train: dic
     atomic_write(file, json.dumps(record, indent=2))
 
 
-def train_autoencoder(data_dir: str | Path, out_dir: str | Path, preset: str = "small",
-                      steps: int = 100_000, batch_size: int = 16, lr: float = 1e-4,
-                      warmup_steps: int = 1000, ema_decay: float = 0.9999,
-                      latent_weight: float = 1.0, denoise_weight: float = 0.0,
-                      magnitude_weight: float = 0.0, consistency_weight: float = 1.0,
-                      step_start: float = 0.1,
-                      step_end: float = 0.001, layout: str = "auto", workers: int = 0,
-                      epoch_batches: int = 256, log_every: int = 50, ckpt_every: int = 500,
-                      seed: int = 0, progress: bool = True, until: int | None = None,
+def train_autoencoder(data_dir: str | Path, out_dir: str | Path, stage: AutoencoderStage = AutoencoderStage(), *,
+                      seed: int = 0, layout: str = "auto", progress: bool = True, until: int | None = None,
                       config: AutoencoderConfig | None = None) -> Path:
-    """Train (or resume) an autoencoder; returns the exported ``out_dir/autoencoder.pt``.
+    """Train (or resume) an autoencoder with the settings of `stage`; returns the exported
+    ``out_dir/autoencoder.pt``.
 
     ``out_dir`` gets the trainer's ``last.pt``, ``log.csv`` and ``loss.png``, the run's
     ``autoencoder.json`` and, at the end, ``autoencoder.pt`` (EMA weights + config, the
     file that :func:`sideman.models.autoencoder.load_autoencoder` and the encode/decode
     commands read). ``until`` stops early at that step (the schedules still span
-    ``steps``); ``config`` overrides the preset; ``step_start`` -> ``step_end`` is the
-    consistency index-step schedule. Launch under ``torchrun`` for DDP; bf16 autocast is
-    used on CUDA.
+    ``stage.steps``); ``config`` overrides the preset. Launch under ``torchrun`` for DDP;
+    bf16 autocast is used on CUDA.
     """
+    s = stage
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = config or PRESETS[preset]
+    cfg = config or PRESETS[s.preset]
     data = read_multitrack(data_dir, layout, progress=progress)
     songs = split_songs(data, "train")
     dataset = AudioWindows(songs, 2 * cfg.chunk_samples, seed=seed)
-    loader = DataLoader(dataset, batch_size, sampler=EpochSampler(epoch_batches * batch_size, seed),
-                        num_workers=workers, drop_last=True, persistent_workers=False)
+    loader = DataLoader(dataset, s.batch_size, sampler=EpochSampler(s.epoch_batches * s.batch_size, seed),
+                        num_workers=s.workers, drop_last=True, persistent_workers=False)
     rank = distributed_env()[0]
     if rank == 0:
-        _write_run_config(out, cfg, preset, {
-            "data_dir": str(data_dir), "steps": steps, "batch_size": batch_size, "lr": lr,
-            "warmup_steps": warmup_steps, "ema_decay": ema_decay, "seed": seed,
-            "latent_weight": latent_weight, "denoise_weight": denoise_weight,
-            "magnitude_weight": magnitude_weight, "consistency_weight": consistency_weight,
-            "step_start": step_start, "step_end": step_end,
-            "songs": len(songs)})
-    objective = ConsistencyObjective(total_steps=steps, step_start=step_start,
-                                     step_end=step_end, latent_weight=latent_weight,
-                                     denoise_weight=denoise_weight,
-                                     magnitude_weight=magnitude_weight,
-                                     consistency_weight=consistency_weight)
+        _write_run_config(out, cfg, s.preset, {"data_dir": str(data_dir), **asdict(s), "seed": seed,
+                                               "songs": len(songs)})
+    objective = ConsistencyObjective(total_steps=s.steps, step_start=s.step_start, step_end=s.step_end,
+                                     latent_weight=s.latent_weight, denoise_weight=s.denoise_weight,
+                                     magnitude_weight=s.magnitude_weight, consistency_weight=s.consistency_weight)
     trainer = Trainer(Autoencoder(cfg), objective, loader, TrainConfig(
-        out_dir=str(out), total_steps=steps, lr=lr, warmup_steps=warmup_steps,
-        ema_decay=ema_decay, log_every=log_every, ckpt_every=ckpt_every, seed=seed,
-        progress=progress))
+        out_dir=str(out), total_steps=s.steps, lr=s.lr, warmup_steps=s.warmup, ema_decay=s.ema_decay,
+        log_every=s.log_every, ckpt_every=s.ckpt_every, seed=seed, progress=progress))
     trainer.fit(until)
     path = out / "autoencoder.pt"
     if rank == 0:
-        save_autoencoder(trainer.ema.module, path, step=trainer.step, preset=preset)
+        save_autoencoder(trainer.ema.module, path, step=trainer.step, preset=s.preset)
     return path

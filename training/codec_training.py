@@ -30,7 +30,7 @@ from sideman.data.layouts import read_multitrack
 from sideman.data.pairs import song_split
 from sideman.models.checkpoint_io import atomic_torch_save
 from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec, codec_loss
-from sideman.training.codec_config import CodecTraining
+from sideman.training.stages import CodecStage
 
 
 class StemBank:
@@ -46,7 +46,7 @@ class StemBank:
             stems = [load_audio(st.path, 0, song.frames) for st in song.stems if not st.is_vocal]
             self.songs.append([np.round(np.clip(a, -1, 1) * 32767).astype(np.int16) for a in stems])
 
-    def batch(self, cfg: CodecTraining, step: int) -> torch.Tensor:
+    def batch(self, cfg: CodecStage, step: int) -> torch.Tensor:
         """Batch of step `step`: (batch_size, 2, crop) float32, a pure function of (seed, step)."""
         rng = np.random.default_rng([cfg.seed, step])
         out = np.zeros((cfg.batch_size, 2, cfg.crop), np.float32)
@@ -67,14 +67,14 @@ class StemBank:
         return torch.from_numpy(out)
 
 
-def learning_rate(cfg: CodecTraining, step: int) -> float:
+def learning_rate(cfg: CodecStage, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: bool = True,
+def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool = True,
                 stop_after: int | None = None) -> Path:
     """Train (or resume from OUT/checkpoint.pt) and return the checkpoint's path; the EMA
     weights are the codec (``ema`` in the checkpoint, with its config). stop_after: stop
@@ -90,7 +90,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecTraining, progress: boo
     step = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        stored = {**asdict(CodecTraining()), **state["training"]}  # fields added later take their defaults
+        stored = {**asdict(CodecStage()), **state["training"]}  # fields added later take their defaults
         if stored != asdict(cfg):
             raise ValueError(f"{ckpt_path} was made with other settings; choose another output folder")
         model.load_state_dict(state["model"])

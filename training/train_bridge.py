@@ -30,6 +30,7 @@ from sideman.models.bridge import PRESETS, ClapBridge
 from sideman.models.clap import EmbeddingCache
 from sideman.models.clap_house import HouseClap, HouseClapEmbedder, MiniLMEncoder
 from sideman.models.edm import EDMLoss
+from sideman.training.stages import BridgeStage
 from sideman.training.train_clap import caption_variants, sounding_block_starts, split_songs
 from sideman.training.trainer import TrainConfig, Trainer, make_loader
 
@@ -145,26 +146,24 @@ def gap_cosines(bridge: ClapBridge, emb: StemEmbeddings, steps: int = 32, seed: 
 
 
 def train_bridge(clap_model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 preset: str = "small", steps: int = 2000, batch_size: int = 256, lr: float = 3e-4,
-                 warmup_steps: int = 100, ema_decay: float = 0.999, segments_per_stem: int = 8,
-                 caption_variants_per_stem: int = 4, text_dropout: float | None = None,
-                 validation_fraction: float = 0.1, seed: int = 0, resume: bool = True,
-                 until: int | None = None, log_every: int = 20, ckpt_every: int = 200,
+                 stage: BridgeStage = BridgeStage(), *, seed: int = 0, resume: bool = True, until: int | None = None,
                  layout: str = "auto", cache_dir: str | os.PathLike | None = None,
                  text_encoder: MiniLMEncoder | None = None, progress: bool = True) -> Path:
-    """Train a bridge for the house CLAP at `clap_model_path`; returns out_dir/bridge.pt.
+    """Train a bridge for the house CLAP at `clap_model_path` with the settings of `stage`;
+    returns out_dir/bridge.pt.
 
     Writes bridge.pt (EMA weights; `ClapBridge.load`; meta names the CLAP it belongs to),
     last.pt, log.csv, loss.png and summary.json (steps, seconds, final loss, and on
     validation songs the mean cosine to real audio embeddings of text, bridge samples
     and other windows). `resume` continues from last.pt; `until` stops early at that
-    step. text_dropout None keeps the preset's. `cache_dir` as in `train_house_clap`.
+    step. `cache_dir` as in `train_house_clap`.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
-    cfg = PRESETS[preset]
-    if text_dropout is not None:
-        cfg = type(cfg)(**{**cfg.to_dict(), "text_dropout": text_dropout})
+    st = stage
+    if st.preset not in PRESETS:
+        raise ValueError(f"unknown preset {st.preset!r}: choose from {', '.join(PRESETS)}")
+    cfg = PRESETS[st.preset]
+    if st.text_dropout is not None:
+        cfg = type(cfg)(**{**cfg.to_dict(), "text_dropout": st.text_dropout})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -172,28 +171,28 @@ def train_bridge(clap_model_path: str | os.PathLike, data_dir: str | os.PathLike
     data = read_multitrack(data_dir, layout, progress=progress)
     embedder = house_embedder(clap_model_path, cache, text_encoder)
     emb_cache = EmbeddingCache(cache / "clap")
-    train = embed_stems(embedder, emb_cache, split_songs(data.songs, "train", validation_fraction),
-                        segments_per_stem, caption_variants_per_stem, seed, progress)
+    train = embed_stems(embedder, emb_cache, split_songs(data.songs, "train", st.validation_fraction),
+                        st.segments_per_stem, st.caption_variants_per_stem, seed, progress)
     text, audio = (torch.from_numpy(a) for a in train.pairs())
     torch.manual_seed(seed)
     bridge = ClapBridge(cfg)
     bridge.fit_normalisation(np.concatenate(train.audio))
     with torch.no_grad():
         dataset = EmbeddingPairs(text, bridge.normalise(audio))
-    loader = make_loader(dataset, min(batch_size, len(dataset)), seed=seed)
-    train_cfg = TrainConfig(out_dir=str(out), total_steps=steps, lr=lr, warmup_steps=min(warmup_steps, steps),
-                            ema_decay=ema_decay, log_every=log_every, ckpt_every=ckpt_every, seed=seed,
+    loader = make_loader(dataset, min(st.batch_size, len(dataset)), seed=seed)
+    train_cfg = TrainConfig(out_dir=str(out), total_steps=st.steps, lr=st.lr, warmup_steps=min(st.warmup, st.steps),
+                            ema_decay=st.ema_decay, log_every=st.log_every, ckpt_every=st.ckpt_every, seed=seed,
                             resume=resume, progress=progress)
     trainer = Trainer(bridge, BridgeObjective(cfg.text_dropout), loader, train_cfg)
     trainer.fit(until)
     final = trainer.ema.module
     path = out / "bridge.pt"
-    final.save(path, clap=embedder.model_id, preset=preset, steps=trainer.step)
-    summary = {"preset": preset, "steps": trainer.step, "total_steps": steps, "batch_size": batch_size,
+    final.save(path, clap=embedder.model_id, preset=st.preset, steps=trainer.step)
+    summary = {"preset": st.preset, "steps": trainer.step, "total_steps": st.steps, "batch_size": st.batch_size,
                "train_stems": len(train.keys), "train_pairs": len(dataset),
                "parameters": sum(p.numel() for p in final.parameters()),
                "final_loss": trainer.history[-1]["loss"] if trainer.history else None}
-    val_songs = split_songs(data.songs, "validation", validation_fraction)
+    val_songs = split_songs(data.songs, "validation", st.validation_fraction)
     if val_songs:
         val = embed_stems(embedder, emb_cache, val_songs, 2, 1, seed, progress)
         summary["validation_cosine"] = gap_cosines(final, val, seed=seed)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from sideman.data.files import atomic_writer
+from sideman.training.stages import ClapStage
 from sideman.data.audio import load_audio
 from sideman.data.layouts import read_multitrack
 from sideman.data.multitrack import BLOCK, Song, Stem, default_cache_dir
@@ -239,29 +239,24 @@ def validation_retrieval(clap: HouseClap, stems: list[ClapStem], sentences: Tens
     return retrieval_metrics(text, audio, labels, labels)
 
 
-def train_house_clap(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str = "small",
-                     steps: int | None = None, epochs: float | None = None, batch_size: int = 64,
-                     lr: float = 5e-4, warmup_steps: int = 200, weight_decay: float = 0.01,
-                     ema_decay: float = 0.999, windows_per_stem: int = 4, caption_variants_per_stem: int = 4,
-                     validation_fraction: float = 0.1, seed: int = 0, resume: bool = True,
-                     until: int | None = None, log_every: int = 20, ckpt_every: int = 200,
-                     layout: str = "auto", cache_dir: str | os.PathLike | None = None,
-                     text_encoder: MiniLMEncoder | None = None, progress: bool = True) -> Path:
-    """Train the house CLAP on the train songs of `data_dir`; returns out_dir/house_clap.pt.
+def train_house_clap(data_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: ClapStage = ClapStage(), *,
+                     seed: int = 0, resume: bool = True, until: int | None = None, layout: str = "auto",
+                     cache_dir: str | os.PathLike | None = None, text_encoder: MiniLMEncoder | None = None,
+                     progress: bool = True) -> Path:
+    """Train the house CLAP with the settings of `stage` on the train songs of `data_dir`;
+    returns out_dir/house_clap.pt.
 
-    steps or epochs (one epoch = windows_per_stem windows of every train stem) sets the
-    schedule length. `resume` continues from out_dir/last.pt; `until` stops early at that
-    step (as an interruption would; rerun to continue). Writes out_dir/house_clap.pt (EMA
-    weights, `HouseClap.load` reads it), last.pt, log.csv, loss.png and summary.json
-    (steps, seconds, final loss, validation retrieval when the split has songs).
-    `cache_dir` holds the log-mels and MiniLM embeddings ($SIDEMAN_CACHE by default);
-    `text_encoder` replaces the MiniLM encoder (anything with `encode(list[str]) -> (N, 384)`).
+    `resume` continues from out_dir/last.pt; `until` stops early at that step (as an
+    interruption would; rerun to continue). Writes out_dir/house_clap.pt (EMA weights,
+    `HouseClap.load` reads it), last.pt, log.csv, loss.png and summary.json (steps,
+    seconds, final loss, validation retrieval when the split has songs). `cache_dir` holds
+    the log-mels and MiniLM embeddings ($SIDEMAN_CACHE by default); `text_encoder`
+    replaces the MiniLM encoder (anything with `encode(list[str]) -> (N, 384)`).
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
-    if (steps is None) == (epochs is None):
-        raise ValueError("give exactly one of steps and epochs")
-    cfg = PRESETS[preset]
+    st = stage
+    if st.preset not in PRESETS:
+        raise ValueError(f"unknown preset {st.preset!r}: choose from {', '.join(PRESETS)}")
+    cfg = PRESETS[st.preset]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -271,19 +266,19 @@ def train_house_clap(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pr
     text_encoder = text_encoder or MiniLMEncoder(cache_dir=cache / "minilm")
 
     def build(split: str) -> tuple[list[ClapStem], Tensor]:
-        songs = split_songs(data.songs, split, validation_fraction)
-        stems, captions = prepare_stems(songs, cfg, store, caption_variants_per_stem, seed, progress)
+        songs = split_songs(data.songs, split, st.validation_fraction)
+        stems, captions = prepare_stems(songs, cfg, store, st.caption_variants_per_stem, seed, progress)
         return stems, text_encoder.encode(captions).float() if captions else torch.zeros(0, cfg.text_dim)
 
     train_stems, train_text = build("train")
-    dataset = ClapWindows(train_stems, train_text, cfg, windows_per_stem)
-    if len(dataset) < batch_size:
-        raise ValueError(f"{len(dataset)} training windows are fewer than one batch of {batch_size}")
-    loader = make_loader(dataset, batch_size, seed=seed)
-    total = steps if steps is not None else max(1, int(math.ceil(epochs * len(loader))))
-    train_cfg = TrainConfig(out_dir=str(out), total_steps=total, lr=lr, weight_decay=weight_decay,
-                            warmup_steps=min(warmup_steps, max(1, total // 10)), ema_decay=ema_decay,
-                            log_every=log_every, ckpt_every=ckpt_every, seed=seed, resume=resume,
+    dataset = ClapWindows(train_stems, train_text, cfg, st.windows_per_stem)
+    if len(dataset) < st.batch_size:
+        raise ValueError(f"{len(dataset)} training windows are fewer than one batch of {st.batch_size}")
+    loader = make_loader(dataset, st.batch_size, seed=seed)
+    total = st.steps
+    train_cfg = TrainConfig(out_dir=str(out), total_steps=total, lr=st.lr, weight_decay=st.weight_decay,
+                            warmup_steps=min(st.warmup, max(1, total // 10)), ema_decay=st.ema_decay,
+                            log_every=st.log_every, ckpt_every=st.ckpt_every, seed=seed, resume=resume,
                             progress=progress)
     torch.manual_seed(seed)
     trainer = Trainer(ClapTrainee(cfg), clap_loss, loader, train_cfg)
@@ -291,7 +286,7 @@ def train_house_clap(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pr
     clap = trainer.ema.module.clap
     path = out / "house_clap.pt"
     clap.save(path)
-    summary = {"preset": preset, "steps": trainer.step, "total_steps": total, "batch_size": batch_size,
+    summary = {"preset": st.preset, "steps": trainer.step, "total_steps": total, "batch_size": st.batch_size,
                "train_stems": len(train_stems), "seconds": round(time.time() - started, 1),
                "parameters": sum(p.numel() for p in clap.parameters()),
                "final_loss": trainer.history[-1]["loss"] if trainer.history else None,

@@ -15,19 +15,21 @@ from sideman.models.consistency import ConsistencyLoss, ConsistencyPrecond, DiTC
 from sideman.models.dit import PRESETS, DiT
 from sideman.models.dit_checkpoint import load_dit, save_dit
 from sideman.models.edm import DiTEDMObjective, EDMPrecond
-
 from sideman.training.dit_data import LatentPairs
+from sideman.training.stages import DiTStage
 from sideman.training.trainer import TrainConfig, Trainer, make_loader
 
 
 def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: str = "edm",
-              preset: str = "small", steps: int = 2000, batch_size: int = 16, lr: float = 1e-4,
-              warmup: int = 1000, ema_decay: float = 0.999, init: str | os.PathLike | None = None,
-              seed: int = 0, log_every: int = 25, ckpt_every: int = 250, progress: bool = True) -> Path:
-    """Train and write the DiT file; resumes from out_dir/<kind>/last.pt when present."""
+              stage: DiTStage = DiTStage(), *, init: str | os.PathLike | None = None, seed: int = 0,
+              progress: bool = True) -> Path:
+    """Train and write the DiT file with the settings of `stage` (its edm_* or
+    consistency_* steps and learning rate, by `kind`); resumes from out_dir/<kind>/last.pt."""
     data = LatentPairs(pairs_dir)
+    steps = stage.edm_steps if kind == "edm" else stage.consistency_steps
+    lr = stage.edm_lr if kind == "edm" else stage.consistency_lr
     if kind == "edm":
-        model = EDMPrecond(DiT(PRESETS[preset]))
+        model = EDMPrecond(DiT(PRESETS[stage.preset]))
         objective = DiTEDMObjective()
     elif kind == "consistency":
         if init is None:
@@ -40,9 +42,10 @@ def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: st
     else:
         raise ValueError(f"kind must be 'edm' or 'consistency', not '{kind}'")
     out = Path(out_dir)
-    cfg = TrainConfig(out_dir=str(out / kind), total_steps=steps, lr=lr, warmup_steps=warmup,
-                      ema_decay=ema_decay, log_every=log_every, ckpt_every=ckpt_every, seed=seed,
-                      progress=progress)
-    trainer = Trainer(model.train(), objective, make_loader(data, min(batch_size, len(data)), seed=seed), cfg)
+    cfg = TrainConfig(out_dir=str(out / kind), total_steps=steps, lr=lr, warmup_steps=stage.warmup,
+                      ema_decay=stage.ema_decay, log_every=stage.log_every, ckpt_every=stage.ckpt_every,
+                      seed=seed, progress=progress)
+    loader = make_loader(data, min(stage.batch_size, len(data)), seed=seed)
+    trainer = Trainer(model.train(), objective, loader, cfg)
     trainer.fit()
     return save_dit(trainer.ema.module.eval(), out / f"dit_{kind}.pt", data.latent_scale)

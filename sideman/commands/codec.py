@@ -3,32 +3,17 @@ it keeps the notes (basic-pitch note-F1 of held-out stems and mixes) beside othe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
-
-def add_dataclass_options(parser: argparse.ArgumentParser, kind) -> None:
-    """One --option per field of dataclass `kind`, its default and help from the field."""
-    for f in dataclasses.fields(kind):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-        else:
-            cast = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
-            parser.add_argument(flag, type=cast, default=f.default, help=help_text)
-
-
-def from_options(kind, args: argparse.Namespace):
-    return kind(**{f.name: getattr(args, f.name) for f in dataclasses.fields(kind)})
+from sideman.commands.options import add_dataclass_options, from_options
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sideman.training.codec_config import CodecTraining
     from sideman.training.codec_training import train_codec
+    from sideman.training.stages import CodecStage
 
-    path = train_codec(args.data, args.out, from_options(CodecTraining, args), progress=not args.quiet,
+    path = train_codec(args.data, args.out, from_options(CodecStage, args), progress=not args.quiet,
                        stop_after=args.stop_after)
     print(f"checkpoint: {path}")
     return 0
@@ -64,9 +49,9 @@ def register(sub) -> None:
     t.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, log.csv")
     t.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this many steps of this run")
-    from sideman.training.codec_config import CodecTraining
+    from sideman.training.stages import CodecStage
 
-    add_dataclass_options(t, CodecTraining)
+    add_dataclass_options(t, CodecStage)
     t.set_defaults(func=_train)
     e = actions.add_parser("eval", help="note-F1, note share, log-mel L1, MR-STFT of held-out clips")
     e.add_argument("checkpoint", nargs="*", type=Path, help="spectral codec checkpoints")

@@ -6,6 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from sideman.commands.options import add_dataclass_options, from_options
+
+
+def _stage_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """The trainer options of stage dataclass training.stages.<name>, and --seed."""
+    from sideman.training import stages
+
+    kind = getattr(stages, name)
+    add_dataclass_options(parser, kind, stages.option_fields(kind))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default: 0)")
+
 
 def _dit_pairs(args: argparse.Namespace) -> int:
     from sideman.models.autoencoder import load_autoencoder
@@ -14,28 +25,27 @@ def _dit_pairs(args: argparse.Namespace) -> int:
 
     out = build_pair_latents(load_autoencoder(args.autoencoder).eval(),
                              HouseClapEmbedder(HouseClap.load(args.clap)), args.data, args.out,
-                             args.pairs, args.seconds, args.clap_seconds, args.seed, args.split,
+                             args.count, args.seconds, args.clap_seconds, args.seed, args.split,
                              progress=not args.quiet)
     print(f"DiT training pairs in {out}")
     return 0
 
 
 def _train_dit(args: argparse.Namespace) -> int:
+    from sideman.training.stages import DiTStage
     from sideman.training.train_dit import train_dit
 
-    path = train_dit(args.pairs, args.out, args.kind, args.preset, args.steps, args.batch_size,
-                     args.lr, args.warmup, init=args.init, seed=args.seed, progress=not args.quiet)
+    path = train_dit(args.pairs, args.out, args.kind, from_options(DiTStage, args), init=args.init, seed=args.seed,
+                     progress=not args.quiet)
     print(f"{args.kind} DiT written to {path} (logs and loss curves in {Path(args.out) / args.kind})")
     return 0
 
 
 def _ae_train(args: argparse.Namespace) -> int:
     from sideman.training.ae_training import train_autoencoder
+    from sideman.training.stages import AutoencoderStage
 
-    path = train_autoencoder(args.data, args.out, preset=args.preset, steps=args.steps,
-                             batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                             denoise_weight=args.denoise_weight, magnitude_weight=args.magnitude_weight,
-                             consistency_weight=args.consistency_weight, seed=args.seed,
+    path = train_autoencoder(args.data, args.out, from_options(AutoencoderStage, args), seed=args.seed,
                              progress=not args.quiet)
     print(f"autoencoder written to {path} (logs and loss curves in {args.out})")
     return 0
@@ -85,22 +95,11 @@ def _decode(args: argparse.Namespace) -> int:
 
 def _register_autoencoder(sub) -> None:
     ae = sub.add_parser("ae", help="the autoencoder").add_subparsers(dest="action", required=True)
-    train = ae.add_parser("train", help="consistency-train the autoencoder on a multitrack data set")
-    train.add_argument("--data", type=Path, required=True)
-    train.add_argument("--out", type=Path, required=True)
-    train.add_argument("--preset", default="small")
-    train.add_argument("--steps", type=int, default=100000)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--lr", type=float, default=1e-4)
-    train.add_argument("--warmup", type=int, default=1000)
-    train.add_argument("--denoise-weight", type=float, default=0.0,
-                       help="weight of the denoising term (0: pure consistency training; the demo "
-                            "recipe uses 1, see training/ae_training.py)")
-    train.add_argument("--magnitude-weight", type=float, default=0.0,
-                       help="weight of the phase-blind magnitude term (the demo recipe uses 10)")
-    train.add_argument("--consistency-weight", type=float, default=1.0,
-                       help="weight of the consistency term (the demo recipe uses 0.02)")
-    train.add_argument("--seed", type=int, default=0)
+    train = ae.add_parser("train", help="consistency-train the autoencoder on a multitrack data set "
+                                        "(defaults: the demo recipe's, training.stages.AutoencoderStage)")
+    train.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
+    train.add_argument("--out", type=Path, required=True, help="run folder (resumes from its last.pt)")
+    _stage_options(train, "AutoencoderStage")
     train.set_defaults(func=_ae_train)
     ev = ae.add_parser("eval", help="reconstruction metrics on held-out songs, with reference points")
     ev.add_argument("checkpoint", type=Path)
@@ -144,19 +143,20 @@ def _register_autoencoder(sub) -> None:
 
 
 def _train_clap(args: argparse.Namespace) -> int:
+    from sideman.training.stages import ClapStage
     from sideman.training.train_clap import train_house_clap
 
-    path = train_house_clap(args.data, args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
-                            lr=args.lr, warmup_steps=args.warmup, seed=args.seed, progress=not args.quiet)
+    path = train_house_clap(args.data, args.out, from_options(ClapStage, args), seed=args.seed,
+                            progress=not args.quiet)
     print(f"house CLAP written to {path} (logs and loss curves in {args.out})")
     return 0
 
 
 def _train_bridge(args: argparse.Namespace) -> int:
+    from sideman.training.stages import BridgeStage
     from sideman.training.train_bridge import train_bridge
 
-    path = train_bridge(args.clap, args.data, args.out, preset=args.preset, steps=args.steps,
-                        batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+    path = train_bridge(args.clap, args.data, args.out, from_options(BridgeStage, args), seed=args.seed,
                         progress=not args.quiet)
     print(f"CLAP bridge written to {path} (logs and loss curves in {args.out})")
     return 0
@@ -209,25 +209,15 @@ def _register_all(train) -> None:
 
 def _register_clap(sub, train) -> None:
     clap = train.add_parser("clap", help="the house CLAP on a data set's stems and tag captions")
-    clap.add_argument("--data", type=Path, required=True)
-    clap.add_argument("--out", type=Path, required=True)
-    clap.add_argument("--preset", default="small")
-    clap.add_argument("--steps", type=int, default=600)
-    clap.add_argument("--batch-size", type=int, default=64)
-    clap.add_argument("--lr", type=float, default=5e-4)
-    clap.add_argument("--warmup", type=int, default=200)
-    clap.add_argument("--seed", type=int, default=0)
+    clap.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
+    clap.add_argument("--out", type=Path, required=True, help="run folder (resumes from its last.pt)")
+    _stage_options(clap, "ClapStage")
     clap.set_defaults(func=_train_clap)
     bridge = train.add_parser("bridge", help="the text-to-audio CLAP bridge (needs a house CLAP)")
     bridge.add_argument("--clap", type=Path, required=True, help="house CLAP file")
-    bridge.add_argument("--data", type=Path, required=True)
-    bridge.add_argument("--out", type=Path, required=True)
-    bridge.add_argument("--preset", default="small")
-    bridge.add_argument("--steps", type=int, default=2000)
-    bridge.add_argument("--batch-size", type=int, default=256)
-    bridge.add_argument("--lr", type=float, default=3e-4)
-    bridge.add_argument("--warmup", type=int, default=100)
-    bridge.add_argument("--seed", type=int, default=0)
+    bridge.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
+    bridge.add_argument("--out", type=Path, required=True, help="run folder (resumes from its last.pt)")
+    _stage_options(bridge, "BridgeStage")
     bridge.set_defaults(func=_train_bridge)
     ev = sub.add_parser("clap-eval", help="CLAP retrieval with paraphrased prompts and the modality gap")
     ev.add_argument("--clap", type=Path, required=True)
@@ -247,11 +237,9 @@ def register(sub) -> None:
     pairs.add_argument("--clap", type=Path, required=True, help="house CLAP file (CLAP segments)")
     pairs.add_argument("--data", type=Path, required=True, help="a multitrack data set")
     pairs.add_argument("--out", type=Path, required=True)
-    pairs.add_argument("--pairs", type=int, default=2000)
-    pairs.add_argument("--seconds", type=float, default=10.0)
-    pairs.add_argument("--clap-seconds", type=float, default=10.0)
-    pairs.add_argument("--seed", type=int, default=0)
-    pairs.add_argument("--split", default="train", choices=("train", "validation", "all"))
+    _stage_options(pairs, "PairsStage")
+    pairs.add_argument("--split", default="train", choices=("train", "validation", "all"),
+                       help="songs the pairs come from (default: train)")
     pairs.set_defaults(func=_dit_pairs)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
@@ -260,12 +248,7 @@ def register(sub) -> None:
     dit.add_argument("--out", type=Path, required=True)
     dit.add_argument("--kind", default="edm", choices=("edm", "consistency"))
     dit.add_argument("--init", type=Path, help="EDM DiT file to start consistency training from")
-    dit.add_argument("--preset", default="small")
-    dit.add_argument("--steps", type=int, default=2000)
-    dit.add_argument("--batch-size", type=int, default=16)
-    dit.add_argument("--lr", type=float, default=1e-4)
-    dit.add_argument("--warmup", type=int, default=1000)
-    dit.add_argument("--seed", type=int, default=0)
+    _stage_options(dit, "DiTStage")
     dit.set_defaults(func=_train_dit)
     _register_clap(sub, train)
     _register_all(train)
