@@ -65,37 +65,68 @@ def held_out_clips(data_dir: Path, per_role: int = 6, seconds: float = 10.0, see
     return clips
 
 
-def spectral_codec_system(checkpoint: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """audio -> audio through a spectral codec checkpoint (EMA weights), in torch."""
+@dataclass(frozen=True)
+class System:
+    """A codec under test: reconstruct audio (2, N) -> audio (2, N); `encode` audio (2, N) ->
+    latents (C, T) when it has latents (their statistics are reported)."""
+
+    reconstruct: Callable[[np.ndarray], np.ndarray]
+    encode: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def spectral_codec_system(checkpoint: Path) -> System:
+    """A spectral codec checkpoint (EMA weights), in torch."""
     import torch
 
     from sideman.training.codec_training import load_codec
 
     model = load_codec(checkpoint)
 
-    def run(audio: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.decode(model.encode(torch.from_numpy(audio)[None]))[0].numpy()
-    return run
+    @torch.no_grad()
+    def encode(audio: np.ndarray) -> np.ndarray:
+        return model.encode(torch.from_numpy(audio)[None])[0].numpy()
+
+    @torch.no_grad()
+    def reconstruct(audio: np.ndarray) -> np.ndarray:
+        return model.decode(model.encode(torch.from_numpy(audio)[None]))[0].numpy()
+    return System(reconstruct, encode)
 
 
-def bundle_system(bundle: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """audio -> audio through a bundle's autoencoder (its decoding settings), on onnxruntime."""
+def bundle_system(bundle: Path) -> System:
+    """A bundle's autoencoder (its decoding settings), on onnxruntime."""
     from sideman.plugin_host.engine import OnnxEngine
 
     engine = OnnxEngine(bundle)
-    return lambda audio: engine.reconstruct(audio, seed=0)
+    return System(lambda audio: engine.reconstruct(audio, seed=0), lambda audio: engine.codec.encode(audio[None])[0])
 
 
-def resample_system(low_rate: int = 24_000) -> Callable[[np.ndarray], np.ndarray]:
-    """audio -> audio through a 48 -> low_rate -> 48 kHz round trip (soxr VHQ): a reference
-    point that keeps every note below low_rate / 2."""
+def resample_system(low_rate: int = 24_000) -> System:
+    """A 48 -> low_rate -> 48 kHz round trip (soxr VHQ): a reference point that keeps every
+    note below low_rate / 2."""
     from sideman.evaluation.ae_eval import resample_roundtrip
 
-    return lambda audio: resample_roundtrip(audio, low_rate)
+    return System(lambda audio: resample_roundtrip(audio, low_rate))
 
 
-def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int = 0,
+def latent_statistics(encode: Callable[[np.ndarray], np.ndarray], clips: list[Clip]) -> dict[str, float]:
+    """What the DiT will be given: latents of `clips`, pooled. std and mean over all values;
+    channel_std_min/max; beyond_0.9: share of values with |z| > 0.9 (the tanh bound);
+    lag1: mean over clips and channels of the correlation of z[t] with z[t+1] (smooth in
+    time near 1); step_ratio: mean |z[t+1] - z[t]| over the mean |z - channel mean|."""
+    latents = [np.asarray(encode(c.audio), np.float64) for c in clips]
+    pooled = np.concatenate(latents, axis=1)
+    centred = [z - pooled.mean(1, keepdims=True) for z in latents]
+    lag1 = [np.sum(z[:, 1:] * z[:, :-1], 1) / np.sqrt(np.sum(z[:, 1:] ** 2, 1) * np.sum(z[:, :-1] ** 2, 1) + 1e-12)
+            for z in centred if z.shape[1] > 2]
+    steps = np.concatenate([np.abs(np.diff(z, axis=1)).ravel() for z in latents])
+    return {"channels": int(pooled.shape[0]), "frames_per_clip": float(np.mean([z.shape[1] for z in latents])),
+            "mean": float(pooled.mean()), "std": float(pooled.std()),
+            "channel_std_min": float(pooled.std(1).min()), "channel_std_max": float(pooled.std(1).max()),
+            "beyond_0.9": float(np.mean(np.abs(pooled) > 0.9)), "lag1": float(np.mean(np.concatenate(lag1))),
+            "step_ratio": float(steps.mean() / max(np.mean(np.abs(np.concatenate(centred, axis=1))), 1e-12))}
+
+
+def evaluate_codecs(systems: dict[str, System], clips: list[Clip], seed: int = 0,
                     progress: bool = True) -> dict[str, dict]:
     """{system: {kind: {figure: Interval}, 'seconds_per_clip': float}} over `clips`.
 
@@ -113,7 +144,7 @@ def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int =
         rows, wall = [], 0.0
         for clip, ref in zip(clips, originals):
             t0 = time.perf_counter()
-            rec = system(clip.audio)
+            rec = system.reconstruct(clip.audio)
             wall += time.perf_counter() - t0
             est = transcriber.transcribe(rec)
             share = note_seconds(est) / note_seconds(ref) if note_seconds(ref) > 0 else float("nan")
@@ -127,18 +158,22 @@ def evaluate_codecs(systems: dict[str, Callable], clips: list[Clip], seed: int =
                 summary[kind] = {f: bootstrap([r[f] for r in chosen], seed) for f in
                                  ("note_f1", "note_share", "log_mel_l1", "mrstft")}
         summary["seconds_per_clip"] = wall / max(1, len(clips))
+        if system.encode is not None:
+            summary["latents"] = latent_statistics(system.encode, clips)
         results[name] = summary
     bar.close()
     return results
 
 
 def to_json(results: dict[str, dict]) -> dict:
-    return {name: {kind: (v if not isinstance(v, dict) else
-                          {f: {"mean": i.mean, "low": i.low, "high": i.high, "n": i.n} for f, i in v.items()})
-                   for kind, v in summary.items()} for name, summary in results.items()}
+    def value(kind, v):
+        if kind == "latents" or not isinstance(v, dict):
+            return v
+        return {f: {"mean": i.mean, "low": i.low, "high": i.high, "n": i.n} for f, i in v.items()}
+    return {name: {kind: value(kind, v) for kind, v in summary.items()} for name, summary in results.items()}
 
 
-def example_pictures(system: Callable, clips: list[Clip], out: Path, name: str, per_kind: int = 2) -> list[Path]:
+def example_pictures(system: System, clips: list[Clip], out: Path, name: str, per_kind: int = 2) -> list[Path]:
     """OUT/codec_<kind>.png: original and reconstruction of the first clips of each kind,
     with their basic-pitch notes over log-frequency spectrograms."""
     from sideman.evaluation.note_plots import Panel, plot_examples
@@ -148,7 +183,7 @@ def example_pictures(system: Callable, clips: list[Clip], out: Path, name: str, 
     for kind in dict.fromkeys(c.kind for c in clips):
         rows = []
         for clip in [c for c in clips if c.kind == kind][:per_kind]:
-            rec = system(clip.audio)
+            rec = system.reconstruct(clip.audio)
             rows.append([Panel(f"{clip.song} {kind}: original", clip.audio, transcriber.transcribe(clip.audio)),
                          Panel(f"{name}", rec, transcriber.transcribe(rec))])
         paths.append(plot_examples(rows, Path(out) / f"codec_{kind}.png", f"{kind}: original vs {name}"))
@@ -156,7 +191,7 @@ def example_pictures(system: Callable, clips: list[Clip], out: Path, name: str, 
 
 
 def markdown(results: dict[str, dict]) -> str:
-    lines = ["| system | clips | note-F1 | note-s share | log-mel L1 | MR-STFT | s per clip |",
+    lines = ["| system | clips | note-F1 | note-s share | log-mel L1 | MR-STFT | s per clip (encode + decode) |",
              "|---|---|---|---|---|---|---|"]
     for name, summary in results.items():
         for kind in ("pitched", "mix", *PITCHED):
@@ -164,4 +199,12 @@ def markdown(results: dict[str, dict]) -> str:
                 f = summary[kind]
                 lines.append(f"| {name} | {kind} | {f['note_f1']} | {f['note_share']} | {f['log_mel_l1']} | "
                              f"{f['mrstft']} | {summary['seconds_per_clip']:.2f} |")
+    latent = {name: summary["latents"] for name, summary in results.items() if "latents" in summary}
+    if latent:
+        keys = ["channels", "frames_per_clip", "mean", "std", "channel_std_min", "channel_std_max", "beyond_0.9",
+                "lag1", "step_ratio"]
+        lines += ["", "Latents (what the DiT is given; lag1 near 1 and a small step_ratio: smooth in time):", "",
+                  "| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, stats in latent.items():
+            lines.append(f"| {name} | " + " | ".join(f"{stats[k]:.3g}" for k in keys) + " |")
     return "\n".join(lines)

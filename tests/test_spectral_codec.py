@@ -143,3 +143,20 @@ def test_cli_trains_and_measures_a_codec(tmp_path):
     trip = summary["48-24-48 kHz round trip"]["pitched"]
     assert trip["note_f1"]["mean"] >= 0.8  # tones survive a 24 kHz round trip
     assert (tmp_path / "eval" / "codec_bass.png").is_file()
+
+
+def test_latent_statistics_on_known_latents():
+    from sideman.evaluation.codec_eval import Clip, latent_statistics
+
+    clips = [Clip("bass", "s", 0, np.zeros((2, 8), np.float32)) for _ in range(3)]
+    rng = np.random.default_rng(0)
+    noise = {id(c): rng.uniform(-1, 1, (4, 400)) for c in clips}
+    stats = latent_statistics(lambda audio, it=iter(noise.values()): next(it), clips)
+    assert stats["channels"] == 4 and stats["frames_per_clip"] == 400
+    assert abs(stats["lag1"]) < 0.05                       # white noise: no memory
+    assert stats["beyond_0.9"] == pytest.approx(0.1, abs=0.02)  # uniform on (-1, 1)
+    assert stats["std"] == pytest.approx(1 / np.sqrt(3), rel=0.03)
+    t = np.linspace(0, 1, 400)
+    smooth = np.stack([np.sin(2 * np.pi * (k + 1) * t) * 0.5 for k in range(4)])
+    stats = latent_statistics(lambda audio: smooth, clips)
+    assert stats["lag1"] > 0.99 and stats["step_ratio"] < 0.05 and stats["beyond_0.9"] == 0.0
