@@ -108,6 +108,21 @@ def resample_system(low_rate: int = 24_000) -> System:
     return System(lambda audio: resample_roundtrip(audio, low_rate))
 
 
+def phase_oracle_system(n_fft: int = 2048, hop: int = 512) -> System:
+    """The spectral codec's ceiling: the input's own STFT magnitudes with the codec's phase
+    model (integrated instantaneous frequency, the true deviations). What a perfect
+    encoder and decoder of this design would give."""
+    import torch
+
+    from sideman.models.spectral_codec import instantaneous_deviation, integrate_phase, istft, stft
+
+    def reconstruct(audio: np.ndarray) -> np.ndarray:
+        spec = stft(torch.from_numpy(audio)[None], n_fft, hop)
+        phase = integrate_phase(instantaneous_deviation(spec, n_fft, hop), n_fft, hop)
+        return istft(torch.polar(spec.abs(), phase), n_fft, hop, audio.shape[-1])[0].numpy()
+    return System(reconstruct)
+
+
 def latent_statistics(encode: Callable[[np.ndarray], np.ndarray], clips: list[Clip]) -> dict[str, float]:
     """What the DiT will be given: latents of `clips`, pooled. std and mean over all values;
     channel_std_min/max; beyond_0.9: share of values with |z| > 0.9 (the tanh bound);

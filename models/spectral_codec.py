@@ -130,6 +130,17 @@ def integrate_phase(deviation: Tensor, n_fft: int, hop: int) -> Tensor:
     return centre + (2 * math.pi / ratio) * torch.cumsum(deviation, dim=-1)
 
 
+def instantaneous_deviation(spec: Tensor, n_fft: int, hop: int) -> Tensor:
+    """The deviation (in bins, clamped to (-1, 1)) of each bin's phase advance from its centre
+    frequency: what `integrate_phase` sums; complex (..., bins, T) -> (..., bins, T), the
+    first frame 0. A reference for what the head must learn (codec eval's phase oracle)."""
+    k = torch.arange(spec.shape[-2], device=spec.device, dtype=torch.float32)[:, None]
+    advance = torch.angle(spec[..., 1:]) - torch.angle(spec[..., :-1]) - 2 * math.pi * hop / n_fft * k
+    advance = torch.remainder(advance + math.pi, 2 * math.pi) - math.pi
+    deviation = advance / (2 * math.pi * hop / n_fft)
+    return torch.cat([torch.zeros_like(deviation[..., :1]), deviation], -1).clamp(-0.999, 0.999)
+
+
 class SpectralCodec(nn.Module):
     """Encoder and decoder of stereo audio through STFT frames (see the module docstring)."""
 

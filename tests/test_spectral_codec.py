@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from audio_fixtures import tone, write
-from sideman.models.spectral_codec import (CODEC_PRESETS, CodecConfig, SpectralCodec, codec_loss, integrate_phase,
-                                           istft, stft)
+from sideman.models.spectral_codec import (CODEC_PRESETS, CodecConfig, SpectralCodec, codec_loss, instantaneous_deviation,
+                                           integrate_phase, istft, stft)
 from sideman.training.codec_training import CodecStage, StemBank, load_codec, train_codec
 
 TINY = CODEC_PRESETS["tiny"]
@@ -52,6 +52,8 @@ def test_integrated_phase_renders_a_tone_between_bins():
     assert abs(peak - f) < 2.0                                   # the tone is at 220 Hz, not at a bin centre
     assert float(rebuilt[..., centre].std() / target[..., centre].std()) > 0.8  # the bins add up in phase
     assert integrate_phase(deviation, n_fft, hop).shape == deviation.shape
+    measured = instantaneous_deviation(stft(target, n_fft, hop), n_fft, hop)
+    assert torch.allclose(measured[0, 0, 9:11, 4:-4], deviation[0, 0, 9:11, 4:-4], atol=0.02)  # its inverse
 
 
 def test_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_error():

@@ -21,12 +21,14 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from sideman.evaluation.codec_eval import (bundle_system, evaluate_codecs, example_pictures, held_out_clips,
-                                               markdown, resample_system, spectral_codec_system, to_json)
+                                               markdown, phase_oracle_system, resample_system, spectral_codec_system,
+                                               to_json)
 
     systems = {Path(c).parent.name or str(c): spectral_codec_system(Path(c)) for c in args.checkpoint}
     for bundle in args.bundle:
         systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
     systems["48-24-48 kHz round trip"] = resample_system()
+    systems["phase oracle (input magnitudes, integrated phase)"] = phase_oracle_system()
     clips = held_out_clips(args.data, per_role=args.per_role, seed=args.seed)
     if not clips:
         raise ValueError(f"no held-out clips in {args.data}")
