@@ -150,10 +150,12 @@ class SpectralCodec(nn.Module):
         self.config = config
         w, k = config.width, config.kernel
         self.enc_in = nn.Conv1d(2 * config.analysis_bins, w, 1)
+        self.enc_in_norm = nn.LayerNorm(w)  # the stem's norm (ConvNeXt): log magnitudes sit near -8
         self.enc = nn.ModuleList()
         for _ in range(config.levels):
             self.enc.extend([*(ConvNeXt1d(w, k) for _ in range(config.blocks)), nn.Conv1d(w, w, 4, 2, 1)])
         self.enc.extend(ConvNeXt1d(w, k) for _ in range(config.blocks))
+        self.enc_norm = nn.LayerNorm(w)  # before the bottleneck, as dec_norm before the head
         self.enc_out = nn.Conv1d(w, config.latent_channels, 1)
         self.dec_in = nn.Conv1d(config.latent_channels, w, 3, padding=1)
         self.dec = nn.ModuleList(ConvNeXt1d(w, k) for _ in range(config.blocks))
@@ -182,9 +184,10 @@ class SpectralCodec(nn.Module):
         """Audio (B, 2, N), N a multiple of the latent hop -> latents (B, C, N / latent_hop) in (-1, 1)."""
         if audio.shape[-1] % self.config.latent_hop:
             raise ValueError(f"audio length must be a multiple of {self.config.latent_hop} samples")
-        h = self.enc_in(self.features(audio))
+        h = self.enc_in_norm(self.enc_in(self.features(audio)).transpose(1, 2)).transpose(1, 2)
         for layer in self.enc:
             h = layer(h)
+        h = self.enc_norm(h.transpose(1, 2)).transpose(1, 2)
         return torch.tanh(self.enc_out(h))
 
     def decode_spectrum(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -198,20 +201,27 @@ class SpectralCodec(nn.Module):
         h = h.reshape(h.shape[0], h.shape[1], 2, 2, self.config.bins).permute(3, 0, 2, 4, 1)
         return h[0], torch.tanh(h[1])
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32."""
+    def decode(self, z: Tensor, phase_grad_scale: float = 1.0) -> Tensor:
+        """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32.
+
+        phase_grad_scale scales the gradient that reaches the frequency deviations (not
+        their values): each deviation turns every later frame's phase, so its gradient
+        sums over the rest of the crop; unscaled it was 16x the magnitudes' and, through
+        gradient clipping, starved them (training.stages.CodecStage.phase_grad_scale)."""
         log_mag, deviation = self.decode_spectrum(z)
+        if phase_grad_scale != 1.0:
+            deviation = deviation * phase_grad_scale + deviation.detach() * (1.0 - phase_grad_scale)
         phase = integrate_phase(deviation, self.config.n_fft, self.config.hop)
         spec = torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase)
         return istft(spec, self.config.n_fft, self.config.hop, z.shape[-1] * self.config.latent_hop)
 
-    def forward(self, audio: Tensor) -> tuple[Tensor, Tensor]:
-        """(reconstruction (B, 2, N), latents)."""
+    def forward(self, audio: Tensor, phase_grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """(reconstruction (B, 2, N), latents); phase_grad_scale as in `decode`."""
         z = self.encode(audio)
-        return self.decode(z), z
+        return self.decode(z, phase_grad_scale), z
 
     def describe(self) -> dict:
-        return {"kind": "spectral_codec", "version": 3, "config": asdict(self.config),
+        return {"kind": "spectral_codec", "version": 4, "config": asdict(self.config),
                 "parameters": sum(p.numel() for p in self.parameters())}
 
 

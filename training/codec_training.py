@@ -119,7 +119,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
             group["lr"] = lr
         audio = bank.batch(cfg, step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            rec, _ = model(audio)
+            rec, _ = model(audio, cfg.phase_grad_scale)
         loss, terms = codec_loss(audio, rec.float(), cfg.sc_weight, cfg.mel_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -68,6 +68,8 @@ class CodecStage:
     grad_clip: float = _opt(1.0, "gradient norm clipping")
     sc_weight: float = _opt(1.0, "weight of spectral convergence on linear magnitude (beside log-magnitude L1)")
     mel_weight: float = _opt(1.0, "weight of the log10 mel-power L1 (the unit codec eval reports)")
+    phase_grad_scale: float = _opt(0.05, "gradient scale of the frequency deviations (each turns every later "
+                                   "frame's phase; unscaled their gradient was 16x the magnitudes')")
     ema_decay: float = _opt(0.999, "EMA of the weights (the EMA weights are the codec)")
     mix_prob: float = _opt(0.25, "share of crops that are mixes of several stems")
     silence_db: float = _opt(-50.0, "crops quieter than this (RMS dBFS) are drawn again")
