@@ -317,6 +317,16 @@ class Autoencoder(nn.Module):
             nn.init.zeros_(layer.bias)
 
     # -- geometry ----------------------------------------------------------------------
+    @property
+    def chunk_samples(self) -> int:
+        """The length unit of encode: inputs are whole multiples of it (the codec interface
+        training.dit_data uses, shared with models.spectral_codec.SpectralCodec)."""
+        return self.cfg.chunk_samples
+
+    @property
+    def latent_channels(self) -> int:
+        return self.cfg.latent_dim
+
     def padded_length(self, samples: int) -> int:
         """Samples after zero padding to whole chunks (at least one chunk)."""
         c = self.cfg.chunk_samples

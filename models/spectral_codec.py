@@ -173,6 +173,15 @@ class SpectralCodec(nn.Module):
         bias = self.head.bias.view(2, 2, self.config.bins)
         nn.init.constant_(bias[:, 0], -4.0)  # quiet, but above the loss floors (their gradients flow)
 
+    @property
+    def chunk_samples(self) -> int:
+        """The length unit of encode (the latent hop); as Autoencoder.chunk_samples."""
+        return self.config.latent_hop
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.latent_channels
+
     def features(self, audio: Tensor) -> Tensor:
         """Audio (B, 2, N) -> encoder input (B, 2 * analysis_bins, N / hop): log magnitudes."""
         n = audio.shape[-1] // self.config.hop

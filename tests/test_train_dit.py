@@ -38,6 +38,29 @@ def ae():
     return perturb(Autoencoder(AE["tiny"]), seed=1)
 
 
+def test_pairs_from_the_spectral_codec(songs, tmp_path):
+    """The DiT's pairs can come from either codec: the spectral codec's latents are
+    (channels, seconds * 48000 / 4096) and scaled like the autoencoder's."""
+    from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec
+    from sideman.training.codec_training import load_codec_file
+
+    torch.manual_seed(0)
+    codec = SpectralCodec(CODEC_PRESETS["tiny"]).eval()
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    out = build_pair_latents(codec, embedder, songs, tmp_path / "pairs", pairs=3, seconds=1.0,
+                             clap_seconds=1.0, split="all", progress=False)
+    data = LatentPairs(out)
+    assert data[0]["target"].shape == (codec.latent_channels, 12)  # 1.0 s -> whole 4096-sample hops
+    assert abs(float(data.target.pow(2).mean().sqrt()) - 0.5) < 0.02
+    codec_file = tmp_path / "codec.pt"
+    torch.save({"ema": codec.state_dict(), "codec": codec.describe()}, codec_file)
+    assert isinstance(load_codec_file(codec_file), SpectralCodec)
+    ae_file = tmp_path / "ae.pt"
+    from sideman.models.autoencoder import save_autoencoder
+    save_autoencoder(Autoencoder(AE["tiny"]), ae_file)
+    assert isinstance(load_codec_file(ae_file), Autoencoder)
+
+
 def test_pairs_are_encoded_scaled_and_resumable(songs, ae, tmp_path):
     embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
     out = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=6, seconds=1.0,

@@ -156,3 +156,14 @@ def load_codec(path: Path) -> SpectralCodec:
     model = SpectralCodec(CodecConfig(**{**config, "analysis_ffts": tuple(config["analysis_ffts"])}))
     model.load_state_dict(state["ema"])
     return model.eval()
+
+
+def load_codec_file(path: Path):
+    """Either codec from its file, in eval mode: a spectral codec training checkpoint
+    (`load_codec`) or an autoencoder file (models.autoencoder.load_autoencoder)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and state.get("codec", {}).get("kind") == "spectral_codec":
+        return load_codec(path)
+    from sideman.models.autoencoder import load_autoencoder
+
+    return load_autoencoder(path)

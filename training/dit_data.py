@@ -44,12 +44,14 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
                        split: str = "train", shard_size: int = 64, progress: bool = True) -> Path:
     """Encode `pairs` training pairs into `out_dir`; returns it. Existing shards are kept.
 
-    autoencoder: a models.autoencoder.Autoencoder (encode (B, 2, N) -> (B, 64, T));
+    autoencoder: the codec, a models.autoencoder.Autoencoder or a
+    models.spectral_codec.SpectralCodec (encode (B, 2, N) -> (B, C, T) for N a multiple
+    of its chunk_samples);
     clap_embedder: a models.clap.ClapEmbedder (embed_audio (B, 2, S) -> (B, 512)).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    hop = autoencoder.cfg.chunk_samples
+    hop = autoencoder.chunk_samples
     seconds = max(1, round(seconds * 48000 / hop)) * hop / 48000  # whole autoencoder chunks
     sampler = PairSampler(read_multitrack(data_dir), PairConfig(seconds=seconds, clap_seconds=clap_seconds,
                                                                 seed=seed), split)

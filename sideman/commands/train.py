@@ -19,11 +19,11 @@ def _stage_options(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def _dit_pairs(args: argparse.Namespace) -> int:
-    from sideman.models.autoencoder import load_autoencoder
     from sideman.models.clap_house import HouseClap, HouseClapEmbedder
+    from sideman.training.codec_training import load_codec_file
     from sideman.training.dit_data import build_pair_latents
 
-    out = build_pair_latents(load_autoencoder(args.autoencoder).eval(),
+    out = build_pair_latents(load_codec_file(args.autoencoder),
                              HouseClapEmbedder(HouseClap.load(args.clap)), args.data, args.out,
                              args.count, args.seconds, args.clap_seconds, args.seed, args.split,
                              progress=not args.quiet)
@@ -233,7 +233,8 @@ def _register_clap(sub, train) -> None:
 def register(sub) -> None:
     _register_autoencoder(sub)
     pairs = sub.add_parser("dit-pairs", help="encode training pairs into latents for the DiT")
-    pairs.add_argument("--autoencoder", type=Path, required=True)
+    pairs.add_argument("--autoencoder", type=Path, required=True,
+                       help="the codec: an autoencoder file or a spectral codec checkpoint")
     pairs.add_argument("--clap", type=Path, required=True, help="house CLAP file (CLAP segments)")
     pairs.add_argument("--data", type=Path, required=True, help="a multitrack data set")
     pairs.add_argument("--out", type=Path, required=True)
