@@ -74,13 +74,13 @@ class System:
     encode: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def spectral_codec_system(checkpoint: Path) -> System:
-    """A spectral codec checkpoint (EMA weights), in torch."""
+def spectral_codec_system(checkpoint: Path, weights: str = "ema") -> System:
+    """A spectral codec checkpoint (its EMA or current weights, training.codec_training.load_codec), in torch."""
     import torch
 
     from sideman.training.codec_training import load_codec
 
-    model = load_codec(checkpoint)
+    model = load_codec(checkpoint, weights)
 
     @torch.no_grad()
     def encode(audio: np.ndarray) -> np.ndarray:

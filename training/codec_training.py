@@ -147,14 +147,18 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
     return ckpt_path
 
 
-def load_codec(path: Path) -> SpectralCodec:
-    """The EMA codec of a training checkpoint, in eval mode."""
+def load_codec(path: Path, weights: str = "ema") -> SpectralCodec:
+    """The codec of a training checkpoint, in eval mode: its EMA weights ("ema", what is
+    exported) or the optimiser's current weights ("model": early in a run the EMA still
+    holds much of the initialisation)."""
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights must be 'ema' or 'model', not {weights!r}")
     from sideman.models.spectral_codec import CodecConfig
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = state["codec"]["config"]
     model = SpectralCodec(CodecConfig(**{**config, "analysis_ffts": tuple(config["analysis_ffts"])}))
-    model.load_state_dict(state["ema"])
+    model.load_state_dict(state[weights])
     return model.eval()
 
 

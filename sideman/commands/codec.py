@@ -24,7 +24,8 @@ def _eval(args: argparse.Namespace) -> int:
                                                markdown, phase_oracle_system, resample_system, spectral_codec_system,
                                                to_json)
 
-    systems = {Path(c).parent.name or str(c): spectral_codec_system(Path(c)) for c in args.checkpoint}
+    systems = {(Path(c).parent.name or str(c)) + ("" if args.weights == "ema" else f" ({args.weights} weights)"):
+               spectral_codec_system(Path(c), args.weights) for c in args.checkpoint}
     for bundle in args.bundle:
         systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
     systems["48-24-48 kHz round trip"] = resample_system()
@@ -61,5 +62,7 @@ def register(sub) -> None:
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--per-role", type=int, default=6, help="clips per pitched role (and as many mixes)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--weights", choices=("ema", "model"), default="ema",
+                   help="a checkpoint's EMA weights (exported) or its current weights (default: ema)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the clip choice and the bootstrap (default: 0)")
     e.set_defaults(func=_eval)
