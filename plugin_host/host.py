@@ -1,26 +1,39 @@
 """The host process: an OSC server on UDP that serves every Sideman plugin instance.
 
-One receiving thread parses and answers control messages at once (ack, settings, status);
-generation runs on the job worker (plugin_host.jobs). Replies go to the source address of
-the request, or to the reply port an instance named in its hello. Malformed input of any
-kind is answered with an error and never stops the server.
+One receiving thread parses and answers control messages at once (ack, settings, status,
+ping); generation runs on the job worker (plugin_host.jobs). Replies go to the source
+address of the request, or to the reply port an instance named in its hello.
+
+What holds, whatever a client sends (docs/osc.md, "Limits and safety"):
+- every field is checked against the schema (osc_protocol) and the host's limits before
+  anything is stored or queued;
+- any exception while handling a datagram becomes an error reply that always encodes
+  (`_fail`), sending never raises (`send`), and the receive loop catches everything;
+- the job worker outlives its jobs and callbacks, and a supervisor restarts it (jobs);
+- paths are checked when a request arrives and again, without following symbolic links,
+  when the worker reads them (paths); instance ids become file names only after the id
+  grammar (instances); temporary files live in SESSION/tmp and are swept on start;
+- instances, queued jobs, messages per datagram and the take length are bounded (Limits).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
+import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from sideman.data.audio import AudioFileError, load_audio
+import numpy as np
 
 from sideman.plugin_host import osc_protocol as osc
-from sideman.plugin_host.bundle import file_sha256
 from sideman.plugin_host.engine_api import Engine, GenerationSettings
-from sideman.plugin_host.instances import Address, InstanceRegistry
-from sideman.plugin_host.jobs import Cancelled, Job, JobQueue
-from sideman.plugin_host.paths import FolderPolicy, PathRefused
-from sideman.plugin_host.postprocess import bar_aligned_seconds, process_take
+from sideman.plugin_host.instances import Address, InstanceIdError, InstanceRegistry
+from sideman.plugin_host.jobs import Cancelled, Job, JobQueue, QueueClosed
+from sideman.plugin_host.paths import FolderPolicy
+from sideman.plugin_host.postprocess import bar_aligned_seconds, bar_seconds, process_take
 from sideman.plugin_host.takes import TakeStore
 
 log = logging.getLogger("sideman.host")
@@ -28,28 +41,108 @@ VERSION = "0.1.0"
 MAX_SECONDS = 600.0
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the host allows (`sideman serve --max-...`); docs/osc.md lists them."""
+
+    max_instances: int = 256  # instances the session keeps (each is a file)
+    max_queued: int = 32  # jobs waiting, all instances together
+    max_queued_per_instance: int = 1  # jobs waiting per instance; a newer one supersedes the oldest
+    max_messages: int = 16  # messages in one datagram (a bundle), so replies per datagram
+    max_take_seconds: float = MAX_SECONDS  # a take's length after rounding to whole bars
+    max_input_seconds: float = 2 * MAX_SECONDS  # context and style files
+
+    def __post_init__(self):
+        for name in ("max_instances", "max_queued", "max_queued_per_instance", "max_messages"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("max_take_seconds", "max_input_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 1.0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 1, got {value!r}")
+
+
+# Exceptions that are the client's doing: answered with their message. Anything else is a
+# bug of the host, logged with its traceback and answered 'internal error'.
+CLIENT_ERRORS = (ValueError, KeyError, PermissionError, QueueClosed)
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 class Host:
     """Binds `host:port` (port 0 picks a free one) and serves until `stop()` or /sideman/quit."""
 
     def __init__(self, engine: Engine, session: Path, cache: Path, host: str = "127.0.0.1",
-                 port: int = 9050, bundle_name: str = ""):
+                 port: int = 9050, bundle_name: str = "", limits: Limits | None = None):
         self.engine = engine
+        self.limits = limits or Limits()
         self.bundle_name = bundle_name or engine.bundle_id[:12]
         self.session, self.cache = Path(session), Path(cache)
         self.policy = FolderPolicy(self.session, self.cache)
-        self.takes = TakeStore(self.session)
-        self.instances = InstanceRegistry(self.session)
-        for instance, takes in self.takes.by_instance().items():
-            self.instances.restore_takes(instance, [t.take_id for t in takes])
-        self.jobs = JobQueue()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.sock.bind((host, port))
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self.sock.bind((host, port))
+        except BaseException:
+            self.sock.close()
+            raise
         self.sock.settimeout(0.2)
         self.address = self.sock.getsockname()
+        self._send_failures = 0
+        try:
+            self._open_session()
+        except BaseException:
+            self.sock.close()
+            raise
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.take_listeners: list = []  # callables (instance, Take) run after each done reply
+
+    def _open_session(self) -> None:
+        if not is_loopback(self.address[0]):
+            log.warning("listening on %s:%d, beyond this computer: the host has no authentication, "
+                        "anyone who can reach this port can generate and write takes into %s",
+                        self.address[0], self.address[1], self.session)
+        # Temporary files (pyo's render folder) live here; a killed host leaves them, so sweep.
+        self.tmp = self.session / "tmp"
+        self.swept_tmp = self._sweep_tmp()
+        self.takes = TakeStore(self.session)
+        if self.takes.removed_orphans:
+            log.info("removed %d partial take file(s) an interrupted job left in %s: %s",
+                     len(self.takes.removed_orphans), self.takes.folder, ", ".join(self.takes.removed_orphans))
+        self.instances = InstanceRegistry(self.session, max_instances=self.limits.max_instances)
+        if self.instances.removed_partial:
+            log.info("removed %d partial instance file(s) in %s: %s", len(self.instances.removed_partial),
+                     self.instances.folder, ", ".join(self.instances.removed_partial))
+        for instance, takes in self.takes.by_instance().items():
+            try:
+                self.instances.restore_takes(instance, [t.take_id for t in takes])
+            except InstanceIdError as exc:
+                log.warning("%d take(s) not restored: %s", len(takes), exc)
+        self.jobs = JobQueue(self.limits.max_queued, self.limits.max_queued_per_instance)
+
+    def _sweep_tmp(self) -> list[str]:
+        """Empty SESSION/tmp (only this host writes there); returns what was removed."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        removed = []
+        for path in sorted(self.tmp.iterdir()):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path.name)
+            except OSError as exc:
+                log.warning("cannot remove temporary %s: %s", path, exc)
+        if removed:
+            log.info("removed %d temporary file(s) or folder(s) an interrupted job left in %s: %s",
+                     len(removed), self.tmp, ", ".join(removed))
+        return removed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -59,6 +152,7 @@ class Host:
         return self
 
     def serve_forever(self) -> None:
+        """Receive and handle datagrams until stopped; nothing a datagram does ends this loop."""
         while not self._stop.is_set():
             try:
                 data, source = self.sock.recvfrom(osc.MAX_DATAGRAM)
@@ -68,7 +162,10 @@ class Host:
                 if self._stop.is_set():
                     break
                 continue
-            self.handle_datagram(data, source)
+            try:
+                self.handle_datagram(data, source)
+            except Exception:  # handle_datagram answers its own errors; this is the last guard
+                log.exception("unhandled error for a datagram from %s", source)
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,36 +182,62 @@ class Host:
     # ------------------------------------------------------------------ messages
 
     def send(self, address: Address, osc_address: str, *args) -> None:
+        """Send one message; never raises (a reply that cannot be sent is logged)."""
         try:
-            self.sock.sendto(osc.encode(osc_address, *args), address)
-        except OSError as exc:  # a client that went away must not stop the host
-            log.warning("cannot reply to %s: %s", address, exc)
+            data = osc.encode(osc_address, *args)
+        except Exception:
+            log.exception("cannot encode a reply to %s", osc_address[:100])
+            return
+        try:
+            self.sock.sendto(data, address)
+        except Exception as exc:  # a client that went away, a bad address: the host lives on
+            self._send_failures += 1
+            n = self._send_failures
+            if n <= 10 or n % 1000 == 0:  # a stream of them must not flood the log
+                log.warning("cannot reply to %s: %s (%d replies failed so far)", address, exc, n)
 
     def reply(self, instance: str | None, source: Address, verb: str, *args) -> None:
-        target = self.instances.reply_address(instance, source) if instance else source
+        try:
+            target = self.instances.reply_address(instance, source) if instance else source
+        except Exception:
+            target = source
         self.send(target, osc.reply_address(instance, verb), *args)
 
-    def handle_datagram(self, data: bytes, source: Address) -> None:
+    def _error(self, instance: str | None, source: Address, req, reason) -> None:
+        """An error reply, made so that it always encodes (int32 req, short UTF-8 reason)."""
+        self.reply(instance, source, "error", *osc.error_args(req, reason))
+
+    def _fail(self, address, params, source: Address, exc: Exception) -> None:
+        """Turn any exception raised handling one message into its error reply."""
+        known = set(self.instances.ids())
+        instance = exc.instance if isinstance(exc, osc.ProtocolError) else osc.address_instance(address)
+        instance = instance if instance in known else None
+        req = exc.req if isinstance(exc, osc.ProtocolError) else osc.request_id(params)
         try:
-            messages = osc.parse_datagram(data)
-        except osc.ProtocolError as exc:
-            self.reply(None, source, "error", -1, str(exc))
+            if isinstance(exc, CLIENT_ERRORS):
+                reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            else:
+                log.error("error handling %s", str(address)[:100], exc_info=exc)
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+        except Exception:  # even the exception's text may fail
+            reason = f"internal error: {type(exc).__name__}"
+        self._error(instance, source, req, reason)
+
+    def handle_datagram(self, data: bytes, source: Address) -> None:
+        """Answer every message of a datagram; never raises."""
+        try:
+            messages = osc.parse_datagram(data, self.limits.max_messages)
+        except Exception as exc:
+            self._fail(None, None, source, exc)
             return
         for address, params in messages:
             try:
                 self.dispatch(osc.parse_request(address, params), source)
-            except osc.ProtocolError as exc:
-                known = exc.instance if exc.instance in self.instances.ids() else None
-                self.reply(known, source, "error", exc.req, str(exc))
-            except (KeyError, ValueError, PathRefused, AudioFileError) as exc:
-                instance = osc.split_address(address)[0] if address.startswith(osc.PREFIX) else None
-                req = params[0] if params and isinstance(params[0], int) else -1
-                message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-                self.reply(instance if instance in self.instances.ids() else None, source, "error",
-                           req, str(message))
-            except Exception as exc:  # the host lives on, whatever a message does
-                log.exception("error handling %s", address)
-                self.reply(None, source, "error", -1, f"internal error: {type(exc).__name__}: {exc}")
+            except Exception as exc:
+                try:
+                    self._fail(address, params, source, exc)
+                except Exception:
+                    log.exception("cannot answer an error for %s", str(address)[:100])
 
     def dispatch(self, request: osc.Request, source: Address) -> None:
         args, instance = request.args, request.instance
@@ -127,6 +250,11 @@ class Host:
             if request.verb == "quit":
                 self.send(source, osc.reply_address(None, "bye"), request.req)
                 threading.Thread(target=self.stop, daemon=True).start()
+                return
+            if request.verb == "ping":  # answered here, on the OSC thread, whatever the worker does
+                health = self.jobs.health()
+                self.send(source, osc.reply_address(None, "pong"), request.req, health.state,
+                          health.queued, health.restarts, int(min(health.busy_seconds, osc.INT32[1])))
                 return
         self.instances.state(instance)  # KeyError for an instance that never said hello
         self.instances.touch(instance, source)
@@ -141,9 +269,10 @@ class Host:
         self._ack(instance, source, args["req"], "prompt")
 
     def _on_style(self, instance, args, source):
-        path = str(self.policy.check(args["path"])) if args["path"] else ""
-        if path and not Path(path).is_file():
-            raise ValueError(f"style reference '{args['path']}' does not exist")
+        path = ""
+        if args["path"]:
+            path = str(self.policy.check(args["path"]))
+            self.policy.open(path).close()  # a regular file, reachable without a symbolic link
         self.instances.update(instance, style_path=path)
         self._ack(instance, source, args["req"], "style")
 
@@ -180,32 +309,47 @@ class Host:
         found = self.jobs.cancel(instance)
         self._ack(instance, source, args["req"], "cancel" if found else "cancel: nothing to cancel")
 
+    def take_length(self, seconds: float, bpm: float, beats_per_bar: int) -> float:
+        """The take's length after rounding to whole bars; ValueError past the host's limit."""
+        limit = self.limits.max_take_seconds
+        if not 0.5 <= seconds <= limit:
+            raise ValueError(f"seconds must be within 0.5..{limit:g}, got {seconds:g}")
+        bar = bar_seconds(bpm, beats_per_bar)
+        if bar > limit:
+            raise ValueError(f"one bar of {beats_per_bar} beats at {bpm:g} bpm lasts {bar:.4g} s, longer "
+                             f"than the host's limit of {limit:g} s per take")
+        length = bar_aligned_seconds(seconds, bpm, beats_per_bar)
+        if length > limit * (1 + 1e-9):
+            raise ValueError(f"{seconds:g} s rounded to whole bars at {bpm:g} bpm is {length:.4g} s, longer "
+                             f"than the host's limit of {limit:g} s per take")
+        return length
+
     def _on_generate(self, instance, args, source):
-        context_path = self.policy.check(args["context"]) if args["context"] else None
-        if context_path is not None and not context_path.is_file():
-            raise ValueError(f"context file '{args['context']}' does not exist")
-        if not 0.5 <= args["seconds"] <= MAX_SECONDS:
-            raise ValueError(f"seconds must be within 0.5..{MAX_SECONDS:.0f}, got {args['seconds']}")
-        if not 8000 <= args["sample_rate"] <= 384000:
-            raise ValueError(f"sample_rate {args['sample_rate']} is not an audio rate")
-        bar_aligned_seconds(args["seconds"], args["bpm"], args["beats_per_bar"])  # validates tempo
+        if args["context"]:
+            self.policy.open(args["context"]).close()  # checked again when the worker reads it
+        length = self.take_length(args["seconds"], args["bpm"], args["beats_per_bar"])
+        style = self.instances.state(instance).style_path
+        if style:
+            self.policy.open(style).close()
         job = Job(instance, args["req"],
-                  work=lambda job: self._generate(job, dict(args, context=context_path), source),
-                  on_dropped=lambda job, why: self.reply(instance, source, "error", job.req, why))
+                  work=lambda job: self._generate(job, dict(args), length, source),
+                  on_dropped=lambda job, why: self._error(instance, source, job.req, why))
         self.jobs.submit(job)
         self._ack(instance, source, args["req"], "generate")
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, job: Job, args: dict, source: Address):
-        """Run one generation; returns the final reply to send (done or error)."""
+    def _generate(self, job: Job, args: dict, seconds: float, source: Address):
+        """Run one generation; returns the final reply to send (done or error). Files are
+        read here through the folder policy again (they may have changed since the request)."""
         instance, req = job.instance, job.req
         try:
             st = self.instances.state(instance)
             rate = self.engine.sample_rate
-            context = load_audio(args["context"], sample_rate=rate) if args["context"] else None
-            style = load_audio(Path(st.style_path), sample_rate=rate) if st.style_path else None
-            seconds = bar_aligned_seconds(args["seconds"], args["bpm"], args["beats_per_bar"])
+            limit = self.limits.max_input_seconds
+            context, context_sha = (self.policy.read_audio(args["context"], rate, limit)
+                                    if args["context"] else (None, ""))
+            style = self.policy.read_audio(st.style_path, rate, limit)[0] if st.style_path else None
             settings = GenerationSettings(st.prompt, style, st.seed, st.steps,
                                           st.guidance_context, st.guidance_clap)
 
@@ -217,16 +361,19 @@ class Host:
             stem = self.engine.generate(context, seconds, settings, progress)
             job.check_cancelled()
             audio = process_take(stem, rate, context, args["sample_rate"], seconds, args["bpm"],
-                                 args["beats_per_bar"])
+                                 args["beats_per_bar"], tmp_dir=self.tmp)
+            if not np.isfinite(audio).all():
+                raise ValueError("the model produced NaN or infinite samples; no take written")
             meta = {"prompt": st.prompt, "style_path": st.style_path, "seed": st.seed,
                     "steps": st.steps, "guidance_context": st.guidance_context,
                     "guidance_clap": st.guidance_clap, "bundle": self.engine.bundle_id,
-                    "context_sha256": file_sha256(args["context"]) if args["context"] else "",
+                    "context_sha256": context_sha,
                     "bpm": args["bpm"], "beats_per_bar": args["beats_per_bar"],
                     "seconds": seconds, "request": req}
             job.check_cancelled()
             take = self.takes.write(instance, audio, args["sample_rate"], args["anchor_ppq"], meta)
             self.instances.add_take(instance, take.take_id)
+
             def finish() -> None:
                 self.reply(instance, source, "done", req, take.take_id, str(take.path),
                            float(args["anchor_ppq"]))
@@ -237,9 +384,11 @@ class Host:
                         log.exception("take listener %r failed", listener)
             return finish
         except Cancelled:
-            return lambda: self.reply(instance, source, "error", req, "cancelled")
+            return lambda: self._error(instance, source, req, "cancelled")
         except Exception as exc:
-            log.exception("generation failed for %s/%s", instance, req)
+            if isinstance(exc, CLIENT_ERRORS):
+                log.warning("generation failed for %s/%s: %s", instance, req, exc)
+            else:
+                log.exception("generation failed for %s/%s", instance, req)
             reason = f"generation failed: {type(exc).__name__}: {exc}"
-            return lambda: self.reply(instance, source, "error", req, reason)
-
+            return lambda: self._error(instance, source, req, reason)

@@ -2,21 +2,30 @@
 
 Each plugin instance says hello with the id kept in its saved state. A duplicated track
 duplicates the id, so when an id is held by another live client (a different address
-heard from within `stale_after` seconds) the newcomer gets a fresh id ("<id>-2", "-3", ...)
-and the welcome reply tells it so; the plugin stores the new id. A client silent for
-longer than `stale_after` (a restarted DAW) may take its id back.
+heard from within `stale_after` seconds) the newcomer gets a fresh id ("<id>-2", "-3", ...,
+the id cut short so the new one is still at most 64 characters) and the welcome reply tells
+it so; the plugin stores the new id. A client silent for longer than `stale_after` (a
+restarted DAW) may take its id back.
 
 Settings persist in SESSION/instances/<id>.json so a restarted host knows every instance.
+An id becomes a file name only after the id grammar (osc_protocol.instance_id_problem) is
+checked here, whoever calls; at most `max_instances` instances are kept.
 """
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from sideman.data.files import atomic_write
+from sideman.data.files import atomic_write, remove_partial_writes
+
+from sideman.plugin_host.osc_protocol import instance_id_problem
+
+log = logging.getLogger("sideman.host")
 
 
 Address = tuple[str, int]
@@ -37,6 +46,39 @@ class InstanceState:
     takes: list[str] = field(default_factory=list)
 
 
+_TYPES = {"instance_id": str, "prompt": str, "style_path": str, "seed": int, "steps": int,
+          "guidance_context": float, "guidance_clap": float, "selected_take": str, "takes": list}
+
+
+def _state_from_json(data) -> InstanceState:
+    """An InstanceState from a saved file; ValueError if any field is missing or of a wrong kind."""
+    if not isinstance(data, dict) or set(data) != {f.name for f in fields(InstanceState)}:
+        raise ValueError("not an instance file")
+    for name, kind in _TYPES.items():
+        value = data[name]
+        ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
+        if not ok or (kind is float and not math.isfinite(value)):
+            raise ValueError(f"field '{name}' is {value!r}")
+    if not all(isinstance(t, str) for t in data["takes"]):
+        raise ValueError("field 'takes' holds a non-string")
+    return InstanceState(**data)
+
+
+class InstanceIdError(ValueError):
+    """An instance id that may not be used (it would not be a plain file name)."""
+
+
+class TooManyInstances(ValueError):
+    """The registry is full (`max_instances`)."""
+
+
+def check_instance_id(instance) -> str:
+    problem = instance_id_problem(instance)
+    if problem:
+        raise InstanceIdError(problem)
+    return instance
+
+
 @dataclass
 class _Owner:
     address: Address
@@ -47,31 +89,58 @@ class _Owner:
 class InstanceRegistry:
     """Thread-safe map of instance id -> state and owner, persisted in the session folder."""
 
-    def __init__(self, session: Path, stale_after: float = 30.0):
+    def __init__(self, session: Path, stale_after: float = 30.0, max_instances: int = 256):
         self.folder = Path(session) / "instances"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.stale_after = stale_after
+        self.max_instances = max_instances
         self._lock = threading.Lock()
         self._states: dict[str, InstanceState] = {}
         self._owners: dict[str, _Owner] = {}
+        self.removed_partial = [p.name for p in remove_partial_writes(self.folder)]
+        self.skipped: list[str] = []  # files that are not instance files (kept, not read)
         for file in sorted(self.folder.glob("*.json")):
             try:
-                state = InstanceState(**json.loads(file.read_text()))
-            except (OSError, ValueError, TypeError):
+                state = _state_from_json(json.loads(file.read_text()))
+                check_instance_id(state.instance_id)
+                if file.name != f"{state.instance_id}.json":
+                    raise ValueError(f"it names instance '{state.instance_id}'")
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("instance file %s skipped: %s", file, exc)
+                self.skipped.append(file.name)
                 continue
             self._states[state.instance_id] = state
 
+    def _new_id(self, requested: str) -> str:
+        """'<id>-N' for the smallest free N >= 2, `requested` cut so the result has at most 64 characters."""
+        n = 2
+        while True:
+            suffix = f"-{n}"
+            candidate = requested[:64 - len(suffix)] + suffix
+            if candidate not in self._owners and candidate not in self._states:
+                return candidate
+            n += 1
+
+    def _check_room(self, instance: str) -> None:
+        if instance not in self._states and len(self._states) >= self.max_instances:
+            raise TooManyInstances(
+                f"the host keeps at most {self.max_instances} instances and has {len(self._states)}; "
+                "restart it with a larger --max-instances, or remove unused files from the session's "
+                "instances folder")
+
     def hello(self, requested: str, address: Address, reply_port: int = 0) -> tuple[str, str]:
         """Register a client; returns (instance id to use, 'ok' | 'renamed')."""
+        check_instance_id(requested)
+        if not (isinstance(reply_port, int) and 0 <= reply_port <= 65535):
+            raise ValueError(f"reply port must be 0..65535 (0: the request's own port), got {reply_port!r}")
         now = time.monotonic()
         with self._lock:
             instance, status = requested, "ok"
             owner = self._owners.get(requested)
             if owner and owner.address != address and now - owner.last_seen < self.stale_after:
-                n = 2
-                while f"{requested}-{n}" in self._owners or f"{requested}-{n}" in self._states:
-                    n += 1
-                instance, status = f"{requested}-{n}", "renamed"
+                instance, status = self._new_id(requested), "renamed"
+            self._check_room(instance)
+            if status == "renamed":
                 base = self._states.get(requested)
                 if base is not None:  # the duplicate starts from the original's settings
                     self._states[instance] = InstanceState(**{**asdict(base), "instance_id": instance,
@@ -122,6 +191,7 @@ class InstanceRegistry:
 
     def restore_takes(self, instance: str, take_ids: list[str]) -> None:
         """After a restart: make sure every take found on disk is in its instance's history."""
+        check_instance_id(instance)
         with self._lock:
             state = self._states.setdefault(instance, InstanceState(instance))
             state.takes += [t for t in take_ids if t not in state.takes]
@@ -133,5 +203,8 @@ class InstanceRegistry:
             return sorted(self._states)
 
     def _save(self, instance: str) -> None:
-        data = json.dumps(asdict(self._states[instance]), indent=2).encode()
-        atomic_write(self.folder / f"{instance}.json", data, durable=False)
+        path = self.folder / f"{check_instance_id(instance)}.json"
+        if path.parent != self.folder:  # cannot happen after the grammar check; never write elsewhere
+            raise InstanceIdError(f"bad instance id '{instance}'")
+        data = json.dumps(asdict(self._states[instance]), indent=2, allow_nan=False).encode()
+        atomic_write(path, data, durable=False)

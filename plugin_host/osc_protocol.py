@@ -4,9 +4,15 @@ Every request carries an int32 request id as its first argument; every reply ech
 Replies use only int32 ('i'), float32 ('f'), string ('s') and blob ('b') arguments, the
 types JUCE 7's juce_osc accepts. The full address space is documented in docs/osc.md.
 
+Every field is checked here, at the boundary, before the host stores or queues anything:
+its OSC type, and its rule in RULES (range, finite number, id grammar, port range). What
+depends on the host's settings (the bundle's steps, the length limit) is checked by the
+host right after, still before anything is stored.
+
     client -> host                                   host -> client
     /sideman/hello         i:req s:instance i:port   /sideman/<id>/welcome i:req s:instance s:status s:version s:bundle i:rate
     /sideman/quit          i:req                     /sideman/bye      i:req
+    /sideman/ping          i:req                     /sideman/pong     i:req s:worker i:queued i:restarts i:busy_seconds
     /sideman/<id>/prompt   i:req s:text              /sideman/<id>/ack i:req s:verb
     /sideman/<id>/style    i:req s:path              /sideman/<id>/progress i:req i:step i:total
     /sideman/<id>/seed     i:req i:seed              /sideman/<id>/done i:req s:take s:path f:anchor_ppq
@@ -23,7 +29,9 @@ keeps the two equal).
 from __future__ import annotations
 
 import logging
+import math
 import re
+import struct
 from dataclasses import dataclass
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -31,13 +39,22 @@ from pythonosc.osc_packet import OscPacket
 
 PREFIX = "/sideman"
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4; python-osc's server default is 8 KB
-INSTANCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_INSTANCE = 64
+# Instance ids become file names (SESSION/instances/<id>.json): 1-64 of A-Z a-z 0-9 _ . -,
+# not starting with '.' or '-' (so never '', '.', '..', a hidden file or an option).
+INSTANCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+INSTANCE_GRAMMAR = "1-64 of A-Z a-z 0-9 _ . -, not starting with '.' or '-'"
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+TAKE_RE = re.compile(r"^take-[A-Za-z0-9]{1,64}$")
 MAX_STRING = 4096  # prompts and paths longer than this are refused
+MAX_REASON = 300  # error replies are cut to this many characters
+INT32 = (-2**31, 2**31 - 1)
 
 # Argument schemas per verb: (name, OSC type). 'f' also accepts an int32 (control surfaces).
 HOST_VERBS = {
     "hello": (("req", "i"), ("instance", "s"), ("reply_port", "i")),
     "quit": (("req", "i"),),
+    "ping": (("req", "i"),),
 }
 INSTANCE_VERBS = {
     "prompt": (("req", "i"), ("text", "s")),
@@ -56,6 +73,7 @@ OPTIONAL = {("hello", "reply_port")}  # arguments that may be left off (trailing
 # Reply schemas per verb (host -> client), as the host sends them (reply_address + encode).
 HOST_REPLIES = {  # /sideman/<verb>: no registered instance to address
     "bye": (("req", "i"),),
+    "pong": (("req", "i"), ("worker", "s"), ("queued", "i"), ("restarts", "i"), ("busy_seconds", "i")),
     "error": (("req", "i"), ("reason", "s")),
 }
 INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
@@ -68,6 +86,65 @@ INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
     "status": (("req", "i"), ("state", "s"), ("queued", "i"), ("take", "s"), ("takes", "i")),
     "error": (("req", "i"), ("reason", "s")),
 }
+
+
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a field's value must be beyond its OSC type: within [low, high] (None: open),
+    above `above` (exclusive), matching `pattern`. Every float must be finite."""
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    pattern: re.Pattern | None = None
+    grammar: str = ""
+
+    def check(self, value) -> str | None:
+        """None if `value` keeps the rule, else why not."""
+        if self.pattern is not None:
+            if not self.pattern.match(value):
+                return f"must be {self.grammar}, got '{value[:80]}'"
+            return None
+        if self.above is not None and not value > self.above:
+            return f"must be greater than {_number(self.above)}, got {value!r}"
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            low = "" if self.low is None else _number(self.low)
+            high = "" if self.high is None else _number(self.high)
+            return f"must be within {low}..{high}, got {value!r}"
+        return None
+
+
+def _number(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+# Per (verb, field): the rule its value keeps. Fields not named here need only their type
+# (and, for strings, at most MAX_STRING characters).
+RULES = {
+    ("hello", "instance"): Rule(pattern=INSTANCE_RE, grammar=INSTANCE_GRAMMAR),
+    ("hello", "reply_port"): Rule(0, 65535),  # 0: reply to the request's source port
+    ("seed", "seed"): Rule(0, INT32[1]),
+    ("steps", "steps"): Rule(1),  # the bundle's maximum is checked by the host
+    ("guidance", "context"): Rule(0.0, 10.0),
+    ("guidance", "clap"): Rule(0.0, 10.0),
+    ("generate", "seconds"): Rule(0.5),  # the host's length limit is checked by the host
+    ("generate", "bpm"): Rule(above=0.0),
+    ("generate", "beats_per_bar"): Rule(1, 64),
+    ("generate", "sample_rate"): Rule(8000, 384000),
+    ("take/select", "take"): Rule(pattern=TAKE_RE, grammar="a take id ('take-' and up to 64 of A-Z a-z 0-9)"),
+}
+
+
+def instance_id_problem(text) -> str | None:
+    """None if `text` may be an instance id (and so a file name), else why not."""
+    if not isinstance(text, str) or not INSTANCE_RE.match(text):
+        shown = text[:80] if isinstance(text, str) else type(text).__name__
+        return f"bad instance id '{shown}' ({INSTANCE_GRAMMAR})"
+    if text.split(".")[0].lower() in _WINDOWS_DEVICES:
+        return f"bad instance id '{text}' (a device name on Windows)"
+    return None
 
 
 class _DropPythonOscWarnings(logging.Filter):
@@ -102,18 +179,43 @@ class Request:
         return self.args["req"]
 
 
-def _check_arg(verb: str, name: str, kind: str, value, instance: str | None, req: int):
-    if kind == "i" and isinstance(value, int) and not isinstance(value, bool) and -2**31 <= value < 2**31:
+def is_int32(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and INT32[0] <= value <= INT32[1]
+
+
+def _typed(verb: str, name: str, kind: str, value, instance: str | None, req: int):
+    if kind == "i" and is_int32(value):
         return value
     if kind == "f" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and not is_int32(value):
+            raise ProtocolError(f"{verb}: argument '{name}' must be float32 or int32, got a "
+                                f"{value.bit_length()}-bit integer", instance, req)
+        if not math.isfinite(value):
+            raise ProtocolError(f"{verb}: argument '{name}' must be a finite number, got {value}",
+                                instance, req)
         return float(value)
     if kind == "s" and isinstance(value, str):
         if len(value) > MAX_STRING:
             raise ProtocolError(f"{verb}: '{name}' is longer than {MAX_STRING} characters", instance, req)
         return value
     expected = {"i": "int32", "f": "float32", "s": "string"}[kind]
-    raise ProtocolError(f"{verb}: argument '{name}' must be {expected}, got {type(value).__name__}",
-                        instance, req)
+    got = type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool):
+        got = f"a {value.bit_length()}-bit integer"
+    raise ProtocolError(f"{verb}: argument '{name}' must be {expected}, got {got}", instance, req)
+
+
+def _check_arg(verb: str, name: str, kind: str, value, instance: str | None, req: int):
+    value = _typed(verb, name, kind, value, instance, req)
+    if verb == "hello" and name == "instance":
+        problem = instance_id_problem(value)
+        if problem:
+            raise ProtocolError(f"hello: {problem}", instance, req)
+    rule = RULES.get((verb, name))
+    problem = rule.check(value) if rule else None
+    if problem:
+        raise ProtocolError(f"{verb}: '{name}' {problem}", instance, req)
+    return value
 
 
 def split_address(address: str) -> tuple[str | None, str]:
@@ -125,19 +227,33 @@ def split_address(address: str) -> tuple[str | None, str]:
         return None, parts[0]
     if len(parts) >= 2:
         instance, verb = parts[0], "/".join(parts[1:])
-        if not INSTANCE_RE.match(instance):
-            raise ProtocolError(f"bad instance id '{instance[:80]}' (1-64 of A-Z a-z 0-9 _ . -)")
+        problem = instance_id_problem(instance)
+        if problem:
+            raise ProtocolError(problem)
         if verb in INSTANCE_VERBS:
             return instance, verb
         raise ProtocolError(f"unknown verb '{verb[:80]}' (known: {', '.join(INSTANCE_VERBS)})", instance)
     raise ProtocolError(f"unknown address '{address[:80]}'")
 
 
+def address_instance(address) -> str | None:
+    """The instance id an address names, or None (never raises)."""
+    try:
+        return split_address(address)[0] if isinstance(address, str) else None
+    except ProtocolError as exc:
+        return exc.instance
+
+
+def request_id(params) -> int:
+    """The request id of a message's arguments: its first argument if that is an int32, else -1."""
+    return params[0] if params and is_int32(params[0]) else -1
+
+
 def parse_request(address: str, params: list) -> Request:
     """Validate one message against its schema; raises ProtocolError with a reason."""
     instance, verb = split_address(address)
     schema = (HOST_VERBS if instance is None else INSTANCE_VERBS)[verb]
-    req = params[0] if params and isinstance(params[0], int) and not isinstance(params[0], bool) else -1
+    req = request_id(params)
     required = [n for n, _ in schema if (verb, n) not in OPTIONAL]
     if not len(required) <= len(params) <= len(schema):
         names = " ".join(f"{k}:{n}" for n, k in schema)
@@ -147,8 +263,35 @@ def parse_request(address: str, params: list) -> Request:
     return Request(verb, instance, args)
 
 
-def parse_datagram(data: bytes) -> list[tuple[str, list]]:
-    """The (address, params) of every message in a datagram (bundles flattened)."""
+MAX_NESTING = 8  # bundles inside bundles
+
+
+def count_messages(data: bytes, limit: int, depth: int = 0) -> int:
+    """How many messages a datagram holds (bundles flattened), counted from the bundle
+    element sizes without parsing any message; stops counting past `limit`. A structure
+    it cannot walk counts as one (python-osc then reports what is wrong with it)."""
+    if not data.startswith(b"#bundle\0"):
+        return 1
+    if depth >= MAX_NESTING:
+        raise ProtocolError(f"bundles nested deeper than {MAX_NESTING}")
+    count, at = 0, 16  # '#bundle\0' + 8-byte time tag
+    while at + 4 <= len(data) and count <= limit:
+        (size,) = struct.unpack_from(">i", data, at)
+        if size <= 0 or at + 4 + size > len(data):
+            return max(count, 1)
+        count += count_messages(data[at + 4:at + 4 + size], limit - count, depth + 1)
+        at += 4 + size
+    return count
+
+
+def parse_datagram(data: bytes, max_messages: int | None = None) -> list[tuple[str, list]]:
+    """The (address, params) of every message in a datagram (bundles flattened); a datagram
+    of more than `max_messages` messages is refused whole, before any is parsed."""
+    if max_messages is not None:
+        n = count_messages(data, max_messages)
+        if n > max_messages:
+            raise ProtocolError(f"a bundle of more than {max_messages} messages is refused whole "
+                                f"(the host's limit on replies per datagram)")
     try:
         packet = OscPacket(data)
         return [(m.message.address, list(m.message.params)) for m in packet.messages]
@@ -175,6 +318,17 @@ def encode(address: str, *args) -> bytes:
         else:
             raise TypeError(f"cannot send {type(value).__name__} over OSC")
     return builder.build().dgram
+
+
+def error_args(req, reason) -> tuple[int, str]:
+    """(req, reason) that `encode` always takes: req an int32 (else -1), reason a string of at
+    most MAX_REASON characters that encodes as UTF-8."""
+    req = req if is_int32(req) else -1
+    text = reason if isinstance(reason, str) else repr(reason)
+    text = text.encode("utf-8", "replace").decode("utf-8").replace("\0", " ")
+    if len(text) > MAX_REASON:
+        text = text[:MAX_REASON - 3] + "..."
+    return req, text
 
 
 def reply_address(instance: str | None, verb: str) -> str:

@@ -22,11 +22,21 @@ from sideman.numerics.loudness import integrated_loudness  # noqa: E402
 FADE_SECONDS = 0.01
 
 
+def bar_seconds(bpm: float, beats_per_bar: int) -> float:
+    """The length of one bar in seconds; ValueError unless it is a finite positive number."""
+    if not (math.isfinite(bpm) and bpm > 0 and beats_per_bar > 0):
+        raise ValueError(f"need a finite bpm > 0 and beats_per_bar > 0 (got {bpm}, {beats_per_bar})")
+    bar = beats_per_bar * 60.0 / bpm
+    if not (math.isfinite(bar) and bar > 0):
+        raise ValueError(f"one bar of {beats_per_bar} beats at {bpm} bpm is not a usable length")
+    return bar
+
+
 def bar_aligned_seconds(seconds: float, bpm: float, beats_per_bar: int) -> float:
     """`seconds` rounded to a whole number of bars (at least one) at `bpm`."""
-    if bpm <= 0 or beats_per_bar <= 0:
-        raise ValueError(f"need bpm > 0 and beats_per_bar > 0 (got {bpm}, {beats_per_bar})")
-    bar = beats_per_bar * 60.0 / bpm
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"need a finite length > 0 (got {seconds})")
+    bar = bar_seconds(bpm, beats_per_bar)
     return max(1, round(seconds / bar)) * bar
 
 
@@ -45,10 +55,13 @@ def loudness_gain(take: np.ndarray, context: np.ndarray | None, sample_rate: int
 
 
 def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
-                gain: float = 1.0, fade: float = FADE_SECONDS) -> np.ndarray:
-    """Resample, loop or trim to `seconds`, apply gain and edge fades with an offline pyo server."""
+                gain: float = 1.0, fade: float = FADE_SECONDS, tmp_dir: Path | None = None) -> np.ndarray:
+    """Resample, loop or trim to `seconds`, apply gain and edge fades with an offline pyo server.
+
+    pyo renders through two files in a temporary folder made in `tmp_dir` (the host passes
+    its session's tmp folder, which it sweeps on start; default: the system's)."""
     frames = int(round(seconds * out_rate))
-    with tempfile.TemporaryDirectory(prefix="sideman-pyo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sideman-pyo-", dir=tmp_dir) as tmp:
         src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
         sf.write(src, np.ascontiguousarray(take.T), take_rate, subtype="FLOAT")
         server = pyo.Server(sr=out_rate, nchnls=2, duplex=0, audio="offline")
@@ -71,7 +84,8 @@ def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
 
 
 def process_take(take: np.ndarray, take_rate: int, context: np.ndarray | None, out_rate: int,
-                 seconds: float, bpm: float, beats_per_bar: int) -> np.ndarray:
+                 seconds: float, bpm: float, beats_per_bar: int, tmp_dir: Path | None = None) -> np.ndarray:
     """The whole chain: loudness-match to the context, then render bar-aligned at `out_rate`."""
     length = bar_aligned_seconds(seconds, bpm, beats_per_bar)
-    return render_take(take, take_rate, out_rate, length, loudness_gain(take, context, take_rate))
+    return render_take(take, take_rate, out_rate, length, loudness_gain(take, context, take_rate),
+                       tmp_dir=tmp_dir)

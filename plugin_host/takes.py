@@ -6,7 +6,8 @@
 
 The name is a hash of the audio and its sidecar, so two different takes never share a name
 and an identical take is written only once. A take becomes visible only after both files
-are complete (audio first, sidecar last), so a killed job leaves no partial take.
+are complete (audio first, sidecar last), so a killed job leaves no partial take. The
+sidecar is strict JSON: a NaN or infinite value is refused before anything is written.
 """
 from __future__ import annotations
 
@@ -69,14 +70,16 @@ class TakeStore:
         sidecar = {**meta, "instance": instance, "sample_rate": sample_rate,
                    "anchor_ppq": anchor_ppq, "frames": int(audio.shape[1]),
                    "audio_sha256": hashlib.sha256(data).hexdigest(), "created": time.time()}
+        # strict JSON (no NaN or Infinity), serialised before anything is written
         digest = hashlib.sha256(data + json.dumps({k: v for k, v in sidecar.items() if k != "created"},
-                                                  sort_keys=True).encode()).hexdigest()
+                                                  sort_keys=True, allow_nan=False).encode()).hexdigest()
         take_id = f"take-{digest[:16]}"
+        sidecar["take_id"] = take_id
+        text = json.dumps(sidecar, indent=2, allow_nan=False).encode()
         path = self.folder / f"{take_id}.wav"
         if not path.with_suffix(".json").exists():
             atomic_write(path, data)
-            sidecar["take_id"] = take_id
-            atomic_write(path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+            atomic_write(path.with_suffix(".json"), text)
         return self.get(take_id)
 
     def get(self, take_id: str) -> Take:

@@ -156,6 +156,8 @@ def test_the_host_replies_with_the_tables_verbs_and_types(host):
     until("error", 11)
     sock.sendto(b"\0garbage", host.address)             # unreadable: a host-level error
     until("error", -1)
+    send("/sideman/ping", 13, types="i")
+    until("pong", 13)
     send("/sideman/quit", 12, types="i")
     until("bye", 12)
 

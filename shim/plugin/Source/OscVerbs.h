@@ -21,6 +21,7 @@ inline constexpr const char* kPrefix = "/sideman/";
 namespace host_request {
 inline constexpr Verb kHello { "hello", "is|i" };  // req, instance [, reply port: the plugin leaves it off]
 inline constexpr Verb kQuit { "quit", "i" };       // req (not sent by the plugin)
+inline constexpr Verb kPing { "ping", "i" };       // req: health check (not sent by the plugin)
 }  // namespace host_request
 
 namespace instance_request {
@@ -39,6 +40,7 @@ inline constexpr Verb kStatus { "status", "i" };                 // req (the kee
 // ---- replies, host -> plugin ------------------------------------------------------------
 namespace host_reply {
 inline constexpr Verb kBye { "bye", "i" };         // req: the host stops
+inline constexpr Verb kPong { "pong", "isiii" };   // req, worker state, jobs waiting, worker restarts, busy seconds
 inline constexpr Verb kError { "error", "is" };    // req, reason (not tied to a registered instance)
 }  // namespace host_reply
 
