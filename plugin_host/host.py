@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import shutil
 import socket
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,34 +30,13 @@ from sideman.plugin_host import osc_protocol as osc
 from sideman.plugin_host.engine_api import Engine, GenerationSettings
 from sideman.plugin_host.instances import Address, InstanceIdError, InstanceRegistry
 from sideman.plugin_host.jobs import Cancelled, Job, JobQueue, QueueClosed
+from sideman.plugin_host.limits import Limits
 from sideman.plugin_host.paths import FolderPolicy
 from sideman.plugin_host.postprocess import bar_aligned_seconds, bar_seconds, process_take
 from sideman.plugin_host.takes import TakeStore
 
 log = logging.getLogger("sideman.host")
 VERSION = "0.1.0"
-MAX_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the host allows (`sideman serve --max-...`); docs/osc.md lists them."""
-
-    max_instances: int = 256  # instances the session keeps (each is a file)
-    max_queued: int = 32  # jobs waiting, all instances together
-    max_queued_per_instance: int = 1  # jobs waiting per instance; a newer one supersedes the oldest
-    max_messages: int = 16  # messages in one datagram (a bundle), so replies per datagram
-    max_take_seconds: float = MAX_SECONDS  # a take's length after rounding to whole bars
-    max_input_seconds: float = 2 * MAX_SECONDS  # context and style files
-
-    def __post_init__(self):
-        for name in ("max_instances", "max_queued", "max_queued_per_instance", "max_messages"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("max_take_seconds", "max_input_seconds"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 1.0):
-                raise ValueError(f"{name} must be a finite number of seconds >= 1, got {value!r}")
 
 
 # Exceptions that are the client's doing: answered with their message. Anything else is a

@@ -14,14 +14,18 @@ def _serve(args: argparse.Namespace) -> int:
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.daw import links_from_args
     from sideman.plugin_host.host import Host
+    from sideman.plugin_host.limits import Limits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     session = args.session or session_dir()
     links = links_from_args(args, session)  # option mistakes surface before the model loads
+    limits = Limits(max_instances=args.max_instances, max_queued=args.max_queued,
+                    max_queued_per_instance=args.max_queued_per_instance, max_messages=args.max_bundle,
+                    max_take_seconds=args.max_seconds, max_input_seconds=args.max_input_seconds)
     bundle = args.bundle or default_bundle()
     engine = OnnxEngine(bundle, intra_threads=args.threads, precision=args.precision)
-    host = Host(engine, session, args.cache or host_cache_dir(),
-                host=args.host, port=args.port, bundle_name=engine.bundle.manifest.get("name", ""))
+    host = Host(engine, session, args.cache or host_cache_dir(), host=args.host, port=args.port,
+                bundle_name=engine.bundle.manifest.get("name", ""), limits=limits)
     host.take_listeners += links
     address = f"{host.address[0]}:{host.address[1]}"
     print(f"sideman host listening on udp://{address} (bundle {bundle})", flush=True)
@@ -46,15 +50,35 @@ def _audition(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from sideman.plugin_host.limits import Limits
+
+    defaults = Limits()
     serve = sub.add_parser("serve", help="serve DAW plugins over OSC (UDP)")
     serve.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: loopback; any other address is warned "
+                            "about: the host has no authentication)")
     serve.add_argument("--port", type=int, default=9050)
     serve.add_argument("--session", type=Path, help="session folder (takes, instances)")
     serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     serve.add_argument("--precision", default="auto", choices=PRECISIONS,
                        help=PRECISION_HELP)
+    limits = serve.add_argument_group("limits (docs/osc.md)")
+    limits.add_argument("--max-instances", type=int, default=defaults.max_instances,
+                        help=f"plugin instances the session keeps (default {defaults.max_instances})")
+    limits.add_argument("--max-queued", type=int, default=defaults.max_queued,
+                        help=f"generation jobs waiting, all instances together (default {defaults.max_queued})")
+    limits.add_argument("--max-queued-per-instance", type=int, default=defaults.max_queued_per_instance,
+                        help="jobs waiting per instance; a newer request supersedes the oldest "
+                             f"(default {defaults.max_queued_per_instance})")
+    limits.add_argument("--max-bundle", type=int, default=defaults.max_messages,
+                        help="messages in one datagram, so replies per datagram; a larger bundle is "
+                             f"refused whole with one error (default {defaults.max_messages})")
+    limits.add_argument("--max-seconds", type=float, default=defaults.max_take_seconds,
+                        help=f"a take's length after rounding to whole bars (default {defaults.max_take_seconds:g})")
+    limits.add_argument("--max-input-seconds", type=float, default=defaults.max_input_seconds,
+                        help=f"length of context and style files (default {defaults.max_input_seconds:g})")
     add_daw_arguments(serve)
     serve.set_defaults(func=_serve)
 
