@@ -162,3 +162,108 @@ def test_trainer_commands_default_to_the_demo_recipe(argv, stage, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     first = option_fields(type(recipe_stage))[1]
     assert f"(default: {getattr(recipe_stage, first.name)})" in help_text
+
+
+# ---------------------------------------------------------------- generate and serve (issue 17)
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    from bundle_fixture import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", check=False)
+
+
+def test_generate_refuses_bad_input_and_output_before_the_model_loads(tmp_path):
+    """Every refusal comes before the bundle is opened: the bundle named here does not exist,
+    so an error about it would mean the compute had started."""
+    context = write(tmp_path / "ctx.wav", tone(220, 1.0))
+    original = context.read_bytes()
+    bad = tone(220, 1.0)
+    bad[100, 0] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 48000, subtype="FLOAT")
+    bad[100, 0] = np.inf
+    sf.write(tmp_path / "inf.wav", bad, 48000, subtype="FLOAT")
+    existing = write(tmp_path / "existing.wav", tone(440, 0.5))
+    kept = existing.read_bytes()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["--context", tmp_path / "nan.wav", "-o", tmp_path / "o.wav"], "holds NaN or infinite samples"),
+        (["--context", tmp_path / "inf.wav", "-o", tmp_path / "o.wav"], "holds NaN or infinite samples"),
+        (["--context", context, "-o", context], "refusing to overwrite an input"),
+        (["--context", context, "-o", context, "--force"], "refusing to overwrite an input"),
+        (["--context", context, "--style-audio", existing, "-o", existing, "--force"], "refusing to overwrite an input"),
+        (["--context", context, "-o", existing], "already exists; pass --force"),
+        (["--context", context, "-o", tmp_path / "folder"], "is a folder"),
+        (["--context", context, "-o", tmp_path / "o.xyz"], "the extension must be one of"),
+        (["--context", context, "-o", tmp_path / "o"], "the extension must be one of"),
+        (["--context", context, "-o", tmp_path / "a-file" / "o.wav"], "is not a writable folder"),
+        (["--context", tmp_path / "missing.wav", "-o", tmp_path / "o.wav"], "no such file"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--seconds", "nan"], "must be a finite number"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--seconds", "-1"], "--seconds must be within"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--guidance", "inf", "1"], "must be a finite number"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--strength", "2"], "--strength must be within"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--seed", "-1"], "--seed must be at least 0"),
+    ]
+    for argv, fragment in cases:
+        proc = sideman("generate", "--bundle", tmp_path / "no-bundle", *argv)
+        assert proc.returncode == 2 and fragment in proc.stderr, (argv, proc.stderr[-600:])
+        assert "Traceback" not in proc.stderr and "no-bundle" not in proc.stderr, proc.stderr[-600:]
+    assert context.read_bytes() == original and existing.read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ctx.wav", "existing.wav", "folder",
+                                                          "inf.wav", "nan.wav"]
+
+
+def test_generate_writes_a_new_file_and_overwrites_only_with_force(tmp_path, tiny_bundle):
+    context = write(tmp_path / "ctx.wav", tone(220, 1.0))
+    out = tmp_path / "out" / "stem.flac"
+    proc = sideman("generate", "--bundle", tiny_bundle, "--context", context, "-o", out, "--threads", 1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = sf.info(str(out))
+    assert info.format == "FLAC" and info.subtype == "PCM_24" and info.frames == 48000
+    first = out.read_bytes()
+    again = sideman("generate", "--bundle", tiny_bundle, "--context", context, "-o", out, "--seed", 3,
+                    "--threads", 1)
+    assert again.returncode == 2 and "already exists" in again.stderr and out.read_bytes() == first
+    forced = sideman("generate", "--bundle", tiny_bundle, "--context", context, "-o", out, "--seed", 3,
+                     "--threads", 1, "--force")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert out.read_bytes() != first and not [p for p in out.parent.iterdir() if p.name != "stem.flac"]
+
+
+def test_serve_beyond_loopback_warns_and_limits_are_options(tmp_path, tiny_bundle):
+    import socket
+
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    bad = sideman("serve", "--bundle", tmp_path / "no-bundle", "--max-queued", 0)
+    assert bad.returncode == 2 and "max_queued must be an integer >= 1" in bad.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "sideman.cli", "serve", "--bundle", tiny_bundle,
+                             "--host", "0.0.0.0", "--port", "0", "--threads", "1", "--max-instances", "1",
+                             "--session", tmp_path / "session", "--cache", tmp_path / "cache"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "listening on udp://0.0.0.0:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(line.split("udp://0.0.0.0:")[1].split()[0])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(30)
+
+        def ask(address, *args):
+            builder = OscMessageBuilder(address)
+            for a in args:
+                builder.add_arg(a)
+            sock.sendto(builder.build().dgram, ("127.0.0.1", port))
+            from sideman.plugin_host import osc_protocol as osc
+            return osc.parse_datagram(sock.recvfrom(65535)[0])[0]
+
+        assert ask("/sideman/hello", 1, "one")[0] == "/sideman/one/welcome"
+        address, (_, reason) = ask("/sideman/hello", 2, "two")
+        assert address == "/sideman/error" and "at most 1 instances" in reason
+        assert ask("/sideman/quit", 3) == ("/sideman/bye", [3])
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "no authentication" in proc.stderr.read()

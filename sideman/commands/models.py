@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from pathlib import Path
 
 from sideman.plugin_host.bundle import PRECISION_HELP, PRECISIONS
@@ -36,13 +38,23 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_context(paths: list[Path]):
-    """One file, or several stems mixed by summing (all read at 48 kHz stereo)."""
+def _read_input(path: Path, what: str):
+    """A (2, N) 48 kHz input, refused with its name when it holds NaN or infinite samples."""
     import numpy as np
 
     from sideman.data.audio import load_audio
 
-    clips = [load_audio(p) for p in paths]
+    audio = load_audio(path)
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{what} {path} holds NaN or infinite samples; refusing to generate from it")
+    return audio
+
+
+def _read_context(paths: list[Path]):
+    """One file, or several stems mixed by summing (all read at 48 kHz stereo)."""
+    import numpy as np
+
+    clips = [_read_input(p, "--context") for p in paths]
     n = max(c.shape[1] for c in clips)
     mix = np.zeros((2, n), np.float32)
     for c in clips:
@@ -54,27 +66,111 @@ def _parse_keep(spec: str) -> tuple[float, float]:
     start, sep, end = spec.partition(":")
     if not sep:
         raise argparse.ArgumentTypeError(f"--keep takes START:END in seconds, got '{spec}'")
-    return float(start), float(end)
+    try:
+        start_s, end_s = float(start), float(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--keep takes START:END in seconds, got '{spec}'") from None
+    if not (math.isfinite(start_s) and math.isfinite(end_s) and 0 <= start_s < end_s):
+        raise argparse.ArgumentTypeError(f"--keep needs 0 <= START < END, got '{spec}'")
+    return start_s, end_s
+
+
+# Output extensions `generate` writes, and soundfile's format for each.
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "aiff": "AIFF", "aif": "AIFF",
+                  "w64": "W64", "rf64": "RF64", "caf": "CAF", "mp3": "MP3"}
+MAX_GENERATE_SECONDS = 3600.0
+
+
+def output_format(path: Path) -> tuple[str, str]:
+    """(format, subtype) for an output file by its extension: float samples where the format
+    has them, else 24-bit, else the format's default; ValueError for anything else."""
+    import soundfile as sf
+
+    available = sf.available_formats()
+    known = {ext: fmt for ext, fmt in OUTPUT_FORMATS.items() if fmt in available}
+    fmt = known.get(path.suffix[1:].lower())
+    if fmt is None:
+        raise ValueError(f"cannot write audio to '{path}': the extension must be one of "
+                         f"{', '.join('.' + e for e in known)}")
+    for subtype in ("FLOAT", "PCM_24"):
+        if sf.check_format(fmt, subtype):
+            return fmt, subtype
+    return fmt, sf.default_subtype(fmt)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_generate_args(args: argparse.Namespace) -> tuple[str, str]:
+    """Everything about `generate`'s options that can be checked before the model loads:
+    inputs exist, numbers are finite and in range, and the output is a new file (or --force)
+    of a known audio type in a writable folder that is none of the inputs. Returns the
+    output's (format, subtype)."""
+    inputs = [("--context", p) for p in args.context or ()]
+    inputs += [(name, getattr(args, attr)) for name, attr in (("--style-audio", "style_audio"),
+                                                               ("--variation-of", "variation_of"))
+               if getattr(args, attr)]
+    for name, path in inputs:
+        if not path.is_file():
+            raise ValueError(f"{name} {path}: no such file")
+    checks = [("--seconds", args.seconds, args.seconds is None or 0 < args.seconds <= MAX_GENERATE_SECONDS,
+               f"within 0..{MAX_GENERATE_SECONDS:g} s"),
+              ("--strength", args.strength, 0 <= args.strength <= 1, "within 0..1"),
+              ("--clap-mix", args.clap_mix, 0 <= args.clap_mix <= 1, "within 0..1"),
+              ("--guidance", args.guidance[0], 0 <= args.guidance[0] <= 10, "within 0..10"),
+              ("--guidance", args.guidance[1], 0 <= args.guidance[1] <= 10, "within 0..10"),
+              ("--steps", args.steps, args.steps is None or args.steps >= 1, "at least 1"),
+              ("--seed", args.seed, args.seed >= 0, "at least 0")]
+    for name, value, ok, rule in checks:
+        if value is not None and isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {value}")
+    out = args.output
+    if out.is_dir() or str(out).endswith(("/", os.sep)):
+        raise ValueError(f"-o {out} is a folder; name the audio file to write, e.g. {out / 'stem.wav'}")
+    kind = output_format(out)
+    for name, path in inputs:
+        if _same_file(out, path):
+            raise ValueError(f"-o {out} is the input {name} {path}; refusing to overwrite an input")
+    if out.exists() and not args.force:
+        raise ValueError(f"-o {out} already exists; pass --force to overwrite it")
+    folder = out.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write -o {out}: {folder} is not a writable folder")
+    return kind
 
 
 def _generate(args: argparse.Namespace) -> int:
+    fmt, subtype = check_generate_args(args)  # before the model loads and the compute is spent
+
+    import numpy as np
     import soundfile as sf
     from tqdm import tqdm
 
-    from sideman.data.audio import load_audio
+    from sideman.data.files import atomic_writer
     from sideman.defaults import default_bundle
     from sideman.plugin_host.engine import Controls, OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
 
-    engine = OnnxEngine(args.bundle or default_bundle(), intra_threads=args.threads, precision=args.precision)
     context = _read_context(args.context) if args.context else None
+    style = _read_input(args.style_audio, "--style-audio") if args.style_audio else None
+    variation = _read_input(args.variation_of, "--variation-of") if args.variation_of else None
+    engine = OnnxEngine(args.bundle or default_bundle(), intra_threads=args.threads, precision=args.precision)
     seconds = args.seconds or (context.shape[1] / engine.sample_rate if context is not None else 10.0)
+    if seconds > MAX_GENERATE_SECONDS:
+        raise ValueError(f"the context is {seconds:.0f} s long; pass --seconds (at most {MAX_GENERATE_SECONDS:g})")
     settings = GenerationSettings(
-        prompt=args.prompt or "", style_audio=load_audio(args.style_audio) if args.style_audio else None,
+        prompt=args.prompt or "", style_audio=style,
         seed=args.seed, steps=args.steps or engine.default_steps,
         guidance_context=args.guidance[0], guidance_clap=args.guidance[1])
-    controls = Controls(take=load_audio(args.variation_of) if args.variation_of else None,
-                        strength=args.strength, keep=tuple(args.keep or ()), loop=args.loop,
+    controls = Controls(take=variation, strength=args.strength, keep=tuple(args.keep or ()), loop=args.loop,
                         clap_mix=args.clap_mix)
     bar = tqdm(total=settings.steps + 1, desc="generating", unit="step", disable=args.quiet)
 
@@ -83,8 +179,10 @@ def _generate(args: argparse.Namespace) -> int:
 
     stem = engine.generate(context, seconds, settings, progress, controls)
     bar.close()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(args.output, stem.T, engine.sample_rate, subtype="FLOAT")
+    if not np.isfinite(stem).all():
+        raise ValueError("the model produced NaN or infinite samples; nothing written")
+    with atomic_writer(args.output) as f:  # an existing file stays whole until the new one is complete
+        sf.write(f, np.ascontiguousarray(stem.T), engine.sample_rate, format=fmt, subtype=subtype)
     print(f"wrote {args.output} ({stem.shape[1] / engine.sample_rate:.2f} s, seed {args.seed})")
     return 0
 
@@ -129,5 +227,7 @@ def register(sub) -> None:
     gen.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     gen.add_argument("--precision", default="auto", choices=PRECISIONS,
                      help=PRECISION_HELP)
-    gen.add_argument("-o", "--output", type=Path, required=True)
+    gen.add_argument("-o", "--output", type=Path, required=True,
+                     help=f"the stem to write ({', '.join('.' + e for e in OUTPUT_FORMATS)}); never one of the inputs")
+    gen.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     gen.set_defaults(func=_generate)
