@@ -35,7 +35,6 @@ import struct
 from dataclasses import dataclass
 
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 PREFIX = "/sideman"
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4; python-osc's server default is 8 KB
@@ -202,6 +201,8 @@ def _typed(verb: str, name: str, kind: str, value, instance: str | None, req: in
     got = type(value).__name__
     if isinstance(value, int) and not isinstance(value, bool):
         got = f"a {value.bit_length()}-bit integer"
+    elif isinstance(value, Unsupported):
+        got = f"OSC type '{value.tag}'"
     raise ProtocolError(f"{verb}: argument '{name}' must be {expected}, got {got}", instance, req)
 
 
@@ -266,37 +267,127 @@ def parse_request(address: str, params: list) -> Request:
 MAX_NESTING = 8  # bundles inside bundles
 
 
-def count_messages(data: bytes, limit: int, depth: int = 0) -> int:
-    """How many messages a datagram holds (bundles flattened), counted from the bundle
-    element sizes without parsing any message; stops counting past `limit`. A structure
-    it cannot walk counts as one (python-osc then reports what is wrong with it)."""
-    if not data.startswith(b"#bundle\0"):
-        return 1
+@dataclass(frozen=True)
+class Unsupported:
+    """An argument of an OSC type no request takes (time tag, RGBA, MIDI, array)."""
+
+    tag: str
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _string(data: bytes, at: int) -> tuple[str, int]:
+    """An OSC string at `at`: UTF-8 up to a NUL, padded to 4 bytes (found with bytes.index,
+    not byte by byte as python-osc does: a 60-KB string costs microseconds, not milliseconds)."""
+    end = data.find(b"\0", at)
+    if end < 0:
+        raise _Malformed("a string without its NUL")
+    after = (end + 4) & ~3
+    if after > len(data):
+        raise _Malformed("a string's padding is cut off")
+    try:
+        return data[at:end].decode("utf-8"), after
+    except UnicodeDecodeError as exc:
+        raise _Malformed(f"a string that is not UTF-8 ({exc.reason})") from None
+
+
+_FIXED = {"i": (">i", 4), "h": (">q", 8), "f": (">f", 4), "d": (">d", 8)}
+_OPAQUE = {"r": 4, "m": 4, "t": 8}
+_ATOMS = {"T": True, "F": False, "N": None}
+
+
+def _message(data: bytes) -> tuple[str, list]:
+    """(address, arguments) of one OSC 1.0 message (the argument types python-osc reads)."""
+    address, at = _string(data, 0)
+    params: list = []
+    if at >= len(data):  # no type tag string: no arguments
+        return address, params
+    tags, at = _string(data, at)
+    if not tags.startswith(","):
+        raise _Malformed("the type tag string does not start with ','")
+    stack = [params]
+    for tag in tags[1:]:
+        if tag in _FIXED:
+            fmt, size = _FIXED[tag]
+            if at + size > len(data):
+                raise _Malformed(f"argument '{tag}' is cut off")
+            value = struct.unpack_from(fmt, data, at)[0]
+            at += size
+        elif tag == "s":
+            value, at = _string(data, at)
+        elif tag == "b":
+            if at + 4 > len(data):
+                raise _Malformed("a blob's size is cut off")
+            (size,) = struct.unpack_from(">i", data, at)
+            end = at + 4 + size
+            if size < 0 or end > len(data):
+                raise _Malformed("a blob is cut off")
+            value, at = data[at + 4:end], at + 4 + ((size + 3) & ~3)
+        elif tag in _ATOMS:
+            value = _ATOMS[tag]
+        elif tag in _OPAQUE:
+            if at + _OPAQUE[tag] > len(data):
+                raise _Malformed(f"argument '{tag}' is cut off")
+            value, at = Unsupported(tag), at + _OPAQUE[tag]
+        elif tag == "[":
+            stack[-1].append([])
+            stack.append(stack[-1][-1])
+            continue
+        elif tag == "]" and len(stack) > 1:
+            stack.pop()
+            continue
+        else:
+            raise _Malformed(f"type tag '{tag}' is not one this host reads")
+        stack[-1].append(value)
+    if len(stack) != 1:
+        raise _Malformed("an array is not closed")
+    return address, [Unsupported("[") if isinstance(v, list) else v for v in params]
+
+
+def _elements(data: bytes, out: list, limit: int, depth: int) -> None:
+    """Append the messages of a bundle (flattened) to `out`; stops past `limit` messages."""
     if depth >= MAX_NESTING:
         raise ProtocolError(f"bundles nested deeper than {MAX_NESTING}")
-    count, at = 0, 16  # '#bundle\0' + 8-byte time tag
-    while at + 4 <= len(data) and count <= limit:
+    if len(data) < 16:
+        raise _Malformed("a bundle without its time tag")
+    at = 16  # '#bundle\0' + 8-byte time tag
+    while at < len(data) and len(out) <= limit:
+        if at + 4 > len(data):
+            raise _Malformed("a bundle element's size is cut off")
         (size,) = struct.unpack_from(">i", data, at)
         if size <= 0 or at + 4 + size > len(data):
-            return max(count, 1)
-        count += count_messages(data[at + 4:at + 4 + size], limit - count, depth + 1)
+            raise _Malformed("a bundle element is cut off")
+        element = data[at + 4:at + 4 + size]
+        if element.startswith(b"#bundle\0"):
+            _elements(element, out, limit, depth + 1)
+        elif element.startswith(b"/"):
+            out.append(_message(element))
+        else:
+            raise _Malformed("a bundle element is neither a message nor a bundle")
         at += 4 + size
-    return count
 
 
 def parse_datagram(data: bytes, max_messages: int | None = None) -> list[tuple[str, list]]:
-    """The (address, params) of every message in a datagram (bundles flattened); a datagram
-    of more than `max_messages` messages is refused whole, before any is parsed."""
-    if max_messages is not None:
-        n = count_messages(data, max_messages)
-        if n > max_messages:
-            raise ProtocolError(f"a bundle of more than {max_messages} messages is refused whole "
-                                f"(the host's limit on replies per datagram)")
+    """The (address, params) of every message in a datagram (bundles flattened). A datagram
+    of more than `max_messages` messages is refused whole (nothing of it is served), as are
+    bundles nested deeper than MAX_NESTING; ProtocolError says what is wrong."""
+    limit = max_messages if max_messages is not None else len(data)
     try:
-        packet = OscPacket(data)
-        return [(m.message.address, list(m.message.params)) for m in packet.messages]
-    except Exception as exc:  # python-osc raises ParseError, UnicodeDecodeError, RecursionError...
-        raise ProtocolError(f"malformed OSC datagram ({type(exc).__name__}: {exc})") from exc
+        if data.startswith(b"#bundle\0"):
+            messages: list = []
+            _elements(data, messages, limit, 0)
+        elif data.startswith(b"/"):
+            messages = [_message(data)]
+        else:
+            raise _Malformed("neither a message (starting with '/') nor a bundle")
+    except _Malformed as exc:
+        raise ProtocolError(f"malformed OSC datagram ({exc})") from None
+    if len(messages) > limit:
+        raise ProtocolError(f"a bundle of more than {max_messages} messages is refused whole "
+                            f"(the host's limit on replies per datagram)")
+    return messages
 
 
 def encode(address: str, *args) -> bytes:
