@@ -101,7 +101,19 @@ class Host:
                 self.instances.restore_takes(instance, [t.take_id for t in takes])
             except InstanceIdError as exc:
                 log.warning("%d take(s) not restored: %s", len(takes), exc)
+        self._warm_up()
         self.jobs = JobQueue(self.limits.max_queued, self.limits.max_queued_per_instance)
+
+    def _warm_up(self) -> None:
+        """Load what the engine loads lazily (the text encoder) now rather than in the first
+        job: loading it holds the GIL for 60-70 ms, which the OSC thread would wait out."""
+        embed_text = getattr(self.engine, "embed_text", None)
+        if embed_text is None:
+            return
+        try:
+            embed_text(["warm up"])
+        except Exception as exc:  # a bundle without a text tower: nothing to load
+            log.debug("no text encoder to load: %s", exc)
 
     def _sweep_tmp(self) -> list[str]:
         """Empty SESSION/tmp (only this host writes there); returns what was removed."""
@@ -233,7 +245,7 @@ class Host:
                 self.send(source, osc.reply_address(None, "pong"), request.req, health.state,
                           health.queued, health.restarts, int(min(health.busy_seconds, osc.INT32[1])))
                 return
-        self.instances.state(instance)  # KeyError for an instance that never said hello
+        self.instances.require(instance)  # KeyError for an instance that never said hello
         self.instances.touch(instance, source)
         handler = getattr(self, "_on_" + request.verb.replace("/", "_"))
         handler(instance, args, source)

@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from sideman.data.files import atomic_write, remove_partial_writes
@@ -44,6 +44,16 @@ class InstanceState:
     guidance_clap: float = 1.25
     selected_take: str = ""
     takes: list[str] = field(default_factory=list)
+
+
+def _fields(state: InstanceState) -> dict:
+    """The state's fields as a dict (what dataclasses.asdict gives, without its deep copy:
+    every field is a str, a number or a list of str)."""
+    return {**vars(state), "takes": list(state.takes)}
+
+
+def _copy(state: InstanceState) -> InstanceState:
+    return InstanceState(**_fields(state))
 
 
 _TYPES = {"instance_id": str, "prompt": str, "style_path": str, "seed": int, "steps": int,
@@ -143,7 +153,7 @@ class InstanceRegistry:
             if status == "renamed":
                 base = self._states.get(requested)
                 if base is not None:  # the duplicate starts from the original's settings
-                    self._states[instance] = InstanceState(**{**asdict(base), "instance_id": instance,
+                    self._states[instance] = InstanceState(**{**_fields(base), "instance_id": instance,
                                                               "takes": [], "selected_take": ""})
             self._owners[instance] = _Owner(address, reply_port, now)
             self._states.setdefault(instance, InstanceState(instance))
@@ -165,11 +175,16 @@ class InstanceRegistry:
             return owner.address[0], owner.reply_port
         return source
 
+    def require(self, instance: str) -> None:
+        """KeyError unless `instance` has said hello (now or before a restart)."""
+        if instance not in self._states:
+            raise KeyError(f"unknown instance '{instance}' (send /sideman/hello first)")
+
     def state(self, instance: str) -> InstanceState:
         with self._lock:
             if instance not in self._states:
                 raise KeyError(f"unknown instance '{instance}' (send /sideman/hello first)")
-            return InstanceState(**asdict(self._states[instance]))
+            return _copy(self._states[instance])
 
     def update(self, instance: str, **changes) -> InstanceState:
         with self._lock:
@@ -179,7 +194,7 @@ class InstanceRegistry:
             for key, value in changes.items():
                 setattr(state, key, value)
             self._save(instance)
-            return InstanceState(**asdict(state))
+            return _copy(state)
 
     def add_take(self, instance: str, take_id: str) -> None:
         with self._lock:
@@ -206,5 +221,5 @@ class InstanceRegistry:
         path = self.folder / f"{check_instance_id(instance)}.json"
         if path.parent != self.folder:  # cannot happen after the grammar check; never write elsewhere
             raise InstanceIdError(f"bad instance id '{instance}'")
-        data = json.dumps(asdict(self._states[instance]), indent=2, allow_nan=False).encode()
+        data = json.dumps(_fields(self._states[instance]), indent=2, allow_nan=False).encode()
         atomic_write(path, data, durable=False)
