@@ -1,11 +1,16 @@
-"""Benchmark: OSC request-to-acknowledge latency on loopback, and the hand-off of a 10-s take.
+"""Benchmark: OSC request-to-acknowledge latency on loopback, the hand-off of a 10-s take,
+and how fast the host answers a ping under a hostile stream.
 
-    python bench/osc_latency.py [--requests 2000]
+    python bench/osc_latency.py [--requests 2000] [--hostile 2400]
 
 Starts the real host on 127.0.0.1 with a tiny random-weight bundle, sends `prompt`
 requests from a python-osc client and times each until its `ack` arrives (p50, p99, max).
 The hand-off is timed as the host does it: write the take atomically into the session
-(float WAV + sidecar), send `done`, and the client reading the file back.
+(float WAV + sidecar), send `done`, and the client reading the file back. Last, the fuzz
+test's stream (tests/test_server_fuzz.py: every verb with wrong types, int64 ids, NaN,
+huge strings and bundles, hostile ids, ports and paths, random bytes) goes to a fresh
+host in batches of 100, and each batch is followed by a /sideman/ping, timed until its
+pong: the backlog of the batch plus the ping.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from bundle_fixture import make_tiny_bundle  # noqa: E402
 
 from sideman.plugin_host import osc_protocol as osc  # noqa: E402
 from sideman.plugin_host.engine import OnnxEngine  # noqa: E402
-from sideman.plugin_host.host import Host  # noqa: E402
+from sideman.plugin_host.host import Host, Limits  # noqa: E402
+from test_server_fuzz import BATCH, fuzz  # noqa: E402
 
 
 def message(address: str, *args) -> bytes:
@@ -38,6 +44,7 @@ def message(address: str, *args) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--hostile", type=int, default=2400, help="datagrams of the hostile stream")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -75,6 +82,16 @@ def main() -> None:
               f"p50 {np.percentile(ms, 50):.1f} ms, max {ms.max():.1f} ms "
               f"({audio.nbytes / 1e6:.1f} MB float32)")
         host.stop()
+
+        root = tmp / "hostile"
+        root.mkdir()
+        host = Host(engine, root / "session", root / "cache", port=0,
+                    limits=Limits(max_instances=8, max_take_seconds=4.0, max_input_seconds=10.0)).start()
+        stats = fuzz(host, root, args.hostile, check_files=False)
+        host.stop()
+        ms = np.array(stats.pings) * 1e3
+        print(f"ping after each batch of {BATCH} hostile datagrams, {stats.datagrams} in {stats.seconds:.1f} s: "
+              f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms")
 
 
 if __name__ == "__main__":
