@@ -26,6 +26,7 @@ class PathRefused(PermissionError):
     """A path outside the folders the host may touch."""
 
 
+MIN_RATE, MAX_RATE = 8000, 384000  # audio files the host reads
 _WALK = os.open in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -125,6 +126,9 @@ class FolderPolicy:
                         raise AudioFileError(f"{path}: file holds no audio frames")
                     if channels > 2:
                         raise AudioFileError(f"{path}: has {channels} channels; mono or stereo only")
+                    if not MIN_RATE <= rate <= MAX_RATE:  # bounds the frames read as well as the length
+                        raise AudioFileError(f"{path}: sample rate {rate} Hz is not within "
+                                             f"{MIN_RATE}..{MAX_RATE}")
                     if frames > max_seconds * rate:
                         raise AudioFileError(f"{path}: {frames / rate:.1f} s is longer than the host's "
                                              f"limit of {max_seconds:g} s for input files")

@@ -422,6 +422,27 @@ def test_only_regular_files_are_read(start):
         assert address.endswith("/error") and r == req and ("outside" in reason or "not a file" in reason)
 
 
+def test_input_files_are_bounded_and_finite(start):
+    """A context longer than the input limit, at an absurd sample rate, or holding NaN is
+    refused when read, before the engine sees it."""
+    host = start(max_input_seconds=2.0)
+    client = Client(host)
+    client.hello("bass")
+    sf.write(host.cache / "long.wav", np.zeros((3 * 48000, 2), np.float32), 48000)
+    sf.write(host.cache / "rate.wav", np.zeros((1000, 2), np.float32), 2_000_000)
+    bad = np.zeros((48000, 2), np.float32)
+    bad[10] = np.nan
+    sf.write(host.cache / "nan.wav", bad, 48000, subtype="FLOAT")
+    for req, (name, fragment) in enumerate((("long.wav", "longer than the host's limit"),
+                                            ("rate.wav", "sample rate 2000000"),
+                                            ("nan.wav", "NaN or infinite")), 1):
+        client.send("/sideman/bass/generate", req, str(host.cache / name), 1.0, 0.0, 120.0, 4, 48000,
+                    types=GENERATE)
+        address, reason = error_of(client.until("done", req), req)
+        assert address == "/sideman/bass/error" and fragment in reason, reason
+    assert not list((host.session / "takes").glob("take-*"))
+
+
 # ------------------------------------------------------------------ 6: numbers
 
 NAN, INF = float("nan"), float("inf")
