@@ -108,18 +108,20 @@ def resample_system(low_rate: int = 24_000) -> System:
     return System(lambda audio: resample_roundtrip(audio, low_rate))
 
 
-def phase_oracle_system(n_fft: int = 2048, hop: int = 512) -> System:
-    """The spectral codec's ceiling: the input's own STFT magnitudes with the codec's phase
-    model (integrated instantaneous frequency, the true deviations). What a perfect
-    encoder and decoder of this design would give."""
-    import torch
-
-    from sideman.models.spectral_codec import instantaneous_deviation, integrate_phase, istft, stft
+def phase_oracle_system(n_fft: int = 2048, hop: int = 512, from_peaks: bool = True) -> System:
+    """The spectral codec's ceiling: the input's own STFT magnitudes, decoded as the codec
+    decodes (phase from the magnitudes' peaks, numerics.phase), or with from_peaks False
+    with the true instantaneous frequencies (what no decoder knows: the phase model's own
+    ceiling). What a perfect encoder and decoder of this design would give."""
+    from sideman.numerics.phase import audio_from_magnitude, instantaneous_deviation, integrate_phase
+    from sideman.numerics.spectral import istft, stft
 
     def reconstruct(audio: np.ndarray) -> np.ndarray:
-        spec = stft(torch.from_numpy(audio)[None], n_fft, hop)
+        spec = stft(audio, n_fft, hop)
+        if from_peaks:
+            return audio_from_magnitude(np.abs(spec), n_fft, hop, audio.shape[-1]).astype(np.float32)
         phase = integrate_phase(instantaneous_deviation(spec, n_fft, hop), n_fft, hop)
-        return istft(torch.polar(spec.abs(), phase), n_fft, hop, audio.shape[-1])[0].numpy()
+        return istft(np.abs(spec) * np.exp(1j * phase), n_fft, hop, audio.shape[-1]).astype(np.float32)
     return System(reconstruct)
 
 

@@ -1,4 +1,4 @@
-"""A frame-rate convolutional codec that decodes to a complex STFT, sized for CPU training.
+"""A frame-rate convolutional codec that decodes to STFT magnitudes, sized for CPU training.
 
 The consistency autoencoder (`models.autoencoder`, Music2Latent2-style) needs GPU-scale
 training to make notes; on 2 CPU cores it learned envelopes and onsets but no harmonics.
@@ -7,36 +7,35 @@ This codec is the deterministic alternative the codec issue measures:
     audio (B, 2, N)
       -> analysis: log magnitudes of STFTs at several window lengths, all at hop 512
          (the long window resolves bass semitones, the short one places onsets)
-      -> encoder: 1x1 projection, ConvNeXt-1d blocks, `levels` stride-2 steps
+      -> encoder: 1x1 projection + LayerNorm, ConvNeXt-1d blocks, `levels` stride-2 steps
       -> latent (B, C, N / latent_hop), tanh-bounded
       -> decoder: the mirror image, transposed-conv upsampling to hop 512
-      -> head: per frame, channel and bin, a log magnitude and an instantaneous frequency
-      -> complex STFT (n_fft 2048, hop 512) -> inverse STFT -> audio (B, 2, N)
+      -> head: per frame, channel and bin, a log magnitude (n_fft 2048, hop 512)
+      -> phase from the magnitudes (numerics.phase: each bin turns at its nearest spectral
+         peak's frequency) -> inverse STFT -> audio (B, 2, N)
 
-Phase is not searched for at decode time, nor predicted frame by frame: the head gives each
-bin's instantaneous frequency, its centre plus a deviation of at most one bin (tanh), and
-the phase is its running sum, as in a phase vocoder (`integrate_phase`). A partial between
-two bins therefore turns both at its own frequency, and the tones stay coherent from frame
-to frame from the first training step (a free per-frame phase, as Vocos, reached half the
-loss' improvement on held tones in the same steps). The
-objective (`codec_loss`) compares the decoded audio with the input through STFTs at five
-resolutions (log-magnitude L1 for envelopes and silence, spectral convergence on linear
-magnitude for the loud harmonic peaks that carry pitch; the 8192-sample window resolves
-bass semitones) and a log-mel term, the unit `sideman codec eval` reports.
+The network learns magnitudes only. Phase is neither searched for (Griffin-Lim: ~5 s per
+10-s clip here) nor predicted: a learned per-bin frequency deviation (version 4 of this
+codec) came out worse than none (note-F1 0.00 on bass clips with the input's own
+magnitudes, against 0.42 with every bin at its centre), while the deviation read off the
+magnitudes' peaks keeps 0.92 (docs/codec.md). The objective (`codec_loss`) compares the
+predicted magnitudes with the input's STFT: log-magnitude L1 for envelopes and silence,
+spectral convergence on linear magnitude for the loud harmonic peaks that carry pitch, and
+the log-mel L1 that `sideman codec eval` reports.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from sideman.numerics.phase import audio_from_magnitude
 from sideman.numerics.spectral import mel_filterbank  # the log-mel metric's own filterbank
 
 LOG_FLOOR = 1e-5  # magnitudes below this (about -100 dBFS per bin) read as silence
-LOSS_RESOLUTIONS = (512, 1024, 2048, 4096, 8192)  # loss STFT windows; hop = window / 4
 
 
 @dataclass(frozen=True)
@@ -106,41 +105,6 @@ def stft(audio: Tensor, n_fft: int, hop: int) -> Tensor:
     return spec.reshape(b, c, *spec.shape[1:])
 
 
-def istft(spec: Tensor, n_fft: int, hop: int, length: int) -> Tensor:
-    """Inverse of `stft`: complex (B, C, n_fft/2+1, T) -> audio (B, C, length)."""
-    b, c, f, t = spec.shape
-    window = torch.hann_window(n_fft, device=spec.device)
-    audio = torch.istft(spec.reshape(b * c, f, t), n_fft, hop, window=window, center=True, length=length)
-    return audio.reshape(b, c, length)
-
-
-def integrate_phase(deviation: Tensor, n_fft: int, hop: int) -> Tensor:
-    """Phase (..., bins, T) of bins turning at their centre frequency plus `deviation` bins:
-
-        phase[k, t] = pi k + 2 pi (hop / n_fft) sum_{s <= t} (k + deviation[k, s])
-
-    (pi k: a partial's phase at the centre of a Hann-windowed frame alternates in sign from
-    bin to bin, so every bin of one partial adds up in phase). The centre part is computed
-    with integers modulo 2 pi, exact for any length; n_fft must be a multiple of hop."""
-    bins, frames = deviation.shape[-2:]
-    ratio = n_fft // hop
-    k = torch.arange(bins, device=deviation.device)[:, None]
-    t = torch.arange(1, frames + 1, device=deviation.device)[None]
-    centre = (k * t) % ratio * (2 * math.pi / ratio) + math.pi * (k % 2)
-    return centre + (2 * math.pi / ratio) * torch.cumsum(deviation, dim=-1)
-
-
-def instantaneous_deviation(spec: Tensor, n_fft: int, hop: int) -> Tensor:
-    """The deviation (in bins, clamped to (-1, 1)) of each bin's phase advance from its centre
-    frequency: what `integrate_phase` sums; complex (..., bins, T) -> (..., bins, T), the
-    first frame 0. A reference for what the head must learn (codec eval's phase oracle)."""
-    k = torch.arange(spec.shape[-2], device=spec.device, dtype=torch.float32)[:, None]
-    advance = torch.angle(spec[..., 1:]) - torch.angle(spec[..., :-1]) - 2 * math.pi * hop / n_fft * k
-    advance = torch.remainder(advance + math.pi, 2 * math.pi) - math.pi
-    deviation = advance / (2 * math.pi * hop / n_fft)
-    return torch.cat([torch.zeros_like(deviation[..., :1]), deviation], -1).clamp(-0.999, 0.999)
-
-
 class SpectralCodec(nn.Module):
     """Encoder and decoder of stereo audio through STFT frames (see the module docstring)."""
 
@@ -162,7 +126,7 @@ class SpectralCodec(nn.Module):
         for _ in range(config.levels):
             self.dec.extend([nn.ConvTranspose1d(w, w, 4, 2, 1), *(ConvNeXt1d(w, k) for _ in range(config.blocks))])
         self.dec_norm = nn.LayerNorm(w)
-        self.head = nn.Linear(w, 2 * 2 * config.bins)  # per channel and bin: log magnitude, frequency deviation
+        self.head = nn.Linear(w, 2 * config.bins)  # per channel and bin: a log magnitude
         self._init()
 
     def _init(self) -> None:
@@ -170,8 +134,7 @@ class SpectralCodec(nn.Module):
             if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        bias = self.head.bias.view(2, 2, self.config.bins)
-        nn.init.constant_(bias[:, 0], -4.0)  # quiet, but above the loss floors (their gradients flow)
+        nn.init.constant_(self.head.bias, -4.0)  # quiet, but above the loss floor (its gradient flows)
 
     @property
     def chunk_samples(self) -> int:
@@ -199,38 +162,33 @@ class SpectralCodec(nn.Module):
         h = self.enc_norm(h.transpose(1, 2)).transpose(1, 2)
         return torch.tanh(self.enc_out(h))
 
-    def decode_spectrum(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Latents (B, C, L) -> (log magnitude, frequency deviation in bins, in (-1, 1)), each
-        (B, 2, bins, L * 2**levels + 1)."""
+    def decode_spectrum(self, z: Tensor) -> Tensor:
+        """Latents (B, C, L) -> log magnitudes (B, 2, bins, L * 2**levels + 1) of the
+        n_fft / hop STFT (frames centred on hop * j, as `stft`), float32."""
         h = self.dec_in(z)
         for layer in self.dec:
             h = layer(h)
         h = F.pad(h, (0, 1), mode="replicate")  # the STFT's closing frame (centred on sample N)
-        h = self.head(self.dec_norm(h.transpose(1, 2))).float()  # (B, T+1, 2*2*bins)
-        h = h.reshape(h.shape[0], h.shape[1], 2, 2, self.config.bins).permute(3, 0, 2, 4, 1)
-        return h[0], torch.tanh(h[1])
+        h = self.head(self.dec_norm(h.transpose(1, 2))).float()  # (B, T+1, 2*bins)
+        return h.reshape(h.shape[0], h.shape[1], 2, self.config.bins).permute(0, 2, 3, 1)
 
-    def decode(self, z: Tensor, phase_grad_scale: float = 1.0) -> Tensor:
-        """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32.
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32: the predicted
+        magnitudes with phase from their peaks (numerics.phase.audio_from_magnitude)."""
+        magnitude = torch.exp(self.decode_spectrum(z).clamp(max=6.0)).double().cpu().numpy()
+        length = z.shape[-1] * self.config.latent_hop
+        audio = [audio_from_magnitude(m, self.config.n_fft, self.config.hop, length) for m in magnitude]
+        return torch.from_numpy(np.stack(audio)).float().to(z.device)
 
-        phase_grad_scale scales the gradient that reaches the frequency deviations (not
-        their values): each deviation turns every later frame's phase, so its gradient
-        sums over the rest of the crop; unscaled it was 16x the magnitudes' and, through
-        gradient clipping, starved them (training.stages.CodecStage.phase_grad_scale)."""
-        log_mag, deviation = self.decode_spectrum(z)
-        if phase_grad_scale != 1.0:
-            deviation = deviation * phase_grad_scale + deviation.detach() * (1.0 - phase_grad_scale)
-        phase = integrate_phase(deviation, self.config.n_fft, self.config.hop)
-        spec = torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase)
-        return istft(spec, self.config.n_fft, self.config.hop, z.shape[-1] * self.config.latent_hop)
-
-    def forward(self, audio: Tensor, phase_grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-        """(reconstruction (B, 2, N), latents); phase_grad_scale as in `decode`."""
+    def forward(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """Audio (B, 2, N) -> (log magnitudes (B, 2, bins, N / hop + 1), latents): what
+        `codec_loss` compares with the input."""
         z = self.encode(audio)
-        return self.decode(z, phase_grad_scale), z
+        return self.decode_spectrum(z), z
 
     def describe(self) -> dict:
-        return {"kind": "spectral_codec", "version": 4, "config": asdict(self.config),
+        return {"kind": "spectral_codec", "version": 5, "config": asdict(self.config),
                 "parameters": sum(p.numel() for p in self.parameters())}
 
 
@@ -243,23 +201,19 @@ def _mel_bank(n_fft: int, n_mels: int = 128, sample_rate: int = 48_000) -> Tenso
     return _MEL[n_fft, n_mels]
 
 
-def codec_loss(audio: Tensor, rec: Tensor, sc_weight: float = 1.0, mel_weight: float = 1.0,
-               resolutions: tuple[int, ...] = LOSS_RESOLUTIONS) -> tuple[Tensor, dict[str, float]]:
-    """Multi-resolution STFT loss of rec against audio, both (B, 2, N) float32.
-
-    Per resolution: L1 of log magnitudes + sc_weight x spectral convergence (per item);
-    averaged over resolutions; plus mel_weight x L1 of log10 mel power (128 mels, 2048/512:
-    the log-mel L1 that `sideman codec eval` reports). Returns (loss, {term: value})."""
-    log_l1 = sc = 0.0
-    for n_fft in resolutions:
-        ref, est = (stft(x, n_fft, n_fft // 4).abs() for x in (audio, rec))
-        log_l1 = log_l1 + (torch.log(ref.clamp_min(LOG_FLOOR)) - torch.log(est.clamp_min(LOG_FLOOR))).abs().mean()
-        dims = tuple(range(1, ref.ndim))
-        sc = sc + (torch.linalg.vector_norm(est - ref, dim=dims) /
-                   torch.linalg.vector_norm(ref, dim=dims).clamp_min(1e-3)).mean()
-    log_l1, sc = log_l1 / len(resolutions), sc / len(resolutions)
-    bank = _mel_bank(2048).to(audio.device)
-    ref, est = (torch.log10((bank @ stft(x, 2048, 512).abs() ** 2).clamp_min(LOG_FLOOR)) for x in (audio, rec))
-    mel = (ref - est).abs().mean()
+def codec_loss(audio: Tensor, log_mag: Tensor, n_fft: int = 2048, hop: int = 512, sc_weight: float = 1.0,
+               mel_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """Predicted log magnitudes (B, 2, bins, N / hop + 1) against the STFT of audio (B, 2, N):
+    L1 of log magnitudes (floor LOG_FLOOR) + sc_weight x spectral convergence on linear
+    magnitude (per item) + mel_weight x L1 of log10 mel power (128 mels: the log-mel L1
+    that `sideman codec eval` reports). Returns (loss, {term: value})."""
+    ref = stft(audio, n_fft, hop).abs()
+    est = torch.exp(log_mag.float().clamp(max=6.0))
+    log_l1 = (torch.log(ref.clamp_min(LOG_FLOOR)) - torch.log(est.clamp_min(LOG_FLOOR))).abs().mean()
+    dims = tuple(range(1, ref.ndim))
+    sc = (torch.linalg.vector_norm(est - ref, dim=dims) / torch.linalg.vector_norm(ref, dim=dims).clamp_min(1e-3)).mean()
+    bank = _mel_bank(n_fft).to(audio.device)
+    ref_mel, est_mel = (torch.log10((bank @ x ** 2).clamp_min(LOG_FLOOR)) for x in (ref, est))
+    mel = (ref_mel - est_mel).abs().mean()
     loss = log_l1 + sc_weight * sc + mel_weight * mel
     return loss, {"log_l1": float(log_l1.detach()), "sc": float(sc.detach()), "mel": float(mel.detach())}

@@ -97,6 +97,10 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
+    elif cfg.init_from:
+        loaded = initialise_from(model, Path(cfg.init_from))
+        ema.load_state_dict(model.state_dict())
+        print(f"codec: {len(loaded)} of {len(model.state_dict())} tensors from {cfg.init_from}")
     if step >= cfg.steps:
         return ckpt_path
     bank = StemBank(data_dir, cfg.split, progress=progress)
@@ -119,8 +123,9 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
             group["lr"] = lr
         audio = bank.batch(cfg, step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            rec, _ = model(audio, cfg.phase_grad_scale)
-        loss, terms = codec_loss(audio, rec.float(), cfg.sc_weight, cfg.mel_weight)
+            log_mag, _ = model(audio)
+        loss, terms = codec_loss(audio, log_mag.float(), model.config.n_fft, model.config.hop, cfg.sc_weight,
+                                 cfg.mel_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -139,12 +144,28 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
             log.flush()
             bar.set_postfix(loss=f"{sums['loss'] / cfg.log_every:.3f}")
             sums = dict.fromkeys(sums, 0.0)
-        if time.time() - last_ckpt > 60 * cfg.ckpt_minutes or step == stop:
+        if time.time() - last_ckpt > 60 * cfg.ckpt_minutes:
             checkpoint()
             last_ckpt = time.time()
+    checkpoint()
     bar.close()
     log.close()
     return ckpt_path
+
+
+def initialise_from(model: SpectralCodec, path: Path) -> list[str]:
+    """Copy into `model` the current weights ("model") of the codec checkpoint at `path`
+    whose names and shapes match; return their names. Refuses a file that is not a codec
+    checkpoint or shares no tensor with the model."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("codec", {}).get("kind") != "spectral_codec":
+        raise ValueError(f"{path} is not a spectral codec checkpoint")
+    own = model.state_dict()
+    matching = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise ValueError(f"{path} shares no tensor with a {type(model).__name__} of this shape")
+    model.load_state_dict(matching, strict=False)
+    return sorted(matching)
 
 
 def load_codec(path: Path, weights: str = "ema") -> SpectralCodec:

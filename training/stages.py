@@ -68,13 +68,13 @@ class CodecStage:
     grad_clip: float = _opt(1.0, "gradient norm clipping")
     sc_weight: float = _opt(1.0, "weight of spectral convergence on linear magnitude (beside log-magnitude L1)")
     mel_weight: float = _opt(1.0, "weight of the log10 mel-power L1 (the unit codec eval reports)")
-    phase_grad_scale: float = _opt(0.05, "gradient scale of the frequency deviations (each turns every later "
-                                   "frame's phase; unscaled their gradient was 16x the magnitudes')")
     ema_decay: float = _opt(0.999, "EMA of the weights (the EMA weights are the codec)")
     mix_prob: float = _opt(0.25, "share of crops that are mixes of several stems")
     silence_db: float = _opt(-50.0, "crops quieter than this (RMS dBFS) are drawn again")
     bf16: bool = _opt(True, "bf16 autocast for the network (STFT and loss stay float32)")
     seed: int = _opt(0, "seed of the initial weights and of every batch")
+    init_from: str = _opt("", "start from another codec checkpoint's current weights: every parameter whose "
+                          "name and shape match (the rest keep their initialisation)")
     split: str = _opt("train", "songs to train on: train, validation or all")
     ckpt_minutes: float = _opt(10.0, "minutes between checkpoints")
     log_every: int = _opt(25, "steps per line of log.csv")

@@ -29,7 +29,8 @@ def _eval(args: argparse.Namespace) -> int:
     for bundle in args.bundle:
         systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
     systems["48-24-48 kHz round trip"] = resample_system()
-    systems["phase oracle (input magnitudes, integrated phase)"] = phase_oracle_system()
+    systems["ceiling: input magnitudes, phase from peaks"] = phase_oracle_system()
+    systems["ceiling: input magnitudes, true phase advance"] = phase_oracle_system(from_peaks=False)
     clips = held_out_clips(args.data, per_role=args.per_role, seed=args.seed)
     if not clips:
         raise ValueError(f"no held-out clips in {args.data}")
