@@ -33,7 +33,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 
 from sideman.numerics.phase import audio_from_magnitude
-from sideman.numerics.spectral import mel_filterbank  # the log-mel metric's own filterbank
+from sideman.numerics.spectral import log_frequency_filterbank, mel_filterbank
 
 LOG_FLOOR = 1e-5  # magnitudes below this (about -100 dBFS per bin) read as silence
 
@@ -201,12 +201,20 @@ def _mel_bank(n_fft: int, n_mels: int = 128, sample_rate: int = 48_000) -> Tenso
     return _MEL[n_fft, n_mels]
 
 
+def _pitch_bank(n_fft: int, sample_rate: int = 48_000) -> Tensor:
+    if ("pitch", n_fft) not in _MEL:
+        _MEL["pitch", n_fft] = torch.from_numpy(log_frequency_filterbank(sample_rate, n_fft)).float()
+    return _MEL["pitch", n_fft]
+
+
 def codec_loss(audio: Tensor, log_mag: Tensor, n_fft: int = 2048, hop: int = 512, sc_weight: float = 1.0,
-               mel_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+               mel_weight: float = 1.0, pitch_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Predicted log magnitudes (B, 2, bins, N / hop + 1) against the STFT of audio (B, 2, N):
     L1 of log magnitudes (floor LOG_FLOOR) + sc_weight x spectral convergence on linear
     magnitude (per item) + mel_weight x L1 of log10 mel power (128 mels: the log-mel L1
-    that `sideman codec eval` reports). Returns (loss, {term: value})."""
+    that `sideman codec eval` reports) + pitch_weight x L1 of log magnitudes in quarter-tone
+    bands from 33 Hz to 4.2 kHz (where the notes are: four fifths of the bins lie above it,
+    and a mel band near 100 Hz spans five semitones). Returns (loss, {term: value})."""
     ref = stft(audio, n_fft, hop).abs()
     est = torch.exp(log_mag.float().clamp(max=6.0))
     log_l1 = (torch.log(ref.clamp_min(LOG_FLOOR)) - torch.log(est.clamp_min(LOG_FLOOR))).abs().mean()
@@ -215,5 +223,9 @@ def codec_loss(audio: Tensor, log_mag: Tensor, n_fft: int = 2048, hop: int = 512
     bank = _mel_bank(n_fft).to(audio.device)
     ref_mel, est_mel = (torch.log10((bank @ x ** 2).clamp_min(LOG_FLOOR)) for x in (ref, est))
     mel = (ref_mel - est_mel).abs().mean()
-    loss = log_l1 + sc_weight * sc + mel_weight * mel
-    return loss, {"log_l1": float(log_l1.detach()), "sc": float(sc.detach()), "mel": float(mel.detach())}
+    bank = _pitch_bank(n_fft).to(audio.device)
+    ref_pitch, est_pitch = (torch.log((bank @ x).clamp_min(LOG_FLOOR)) for x in (ref, est))
+    pitch = (ref_pitch - est_pitch).abs().mean()
+    loss = log_l1 + sc_weight * sc + mel_weight * mel + pitch_weight * pitch
+    return loss, {"log_l1": float(log_l1.detach()), "sc": float(sc.detach()), "mel": float(mel.detach()),
+                  "pitch": float(pitch.detach())}

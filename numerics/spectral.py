@@ -104,3 +104,18 @@ def mel_filterbank(sample_rate: int = 48_000, n_fft: int = 2048, n_mels: int = 1
     if unit_area:
         bank = bank * (2.0 / (edges[2:] - edges[:-2]))[:, None]
     return bank.astype(np.float32)
+
+
+def log_frequency_filterbank(sample_rate: int = 48_000, n_fft: int = 2048, f_min: float = 32.7,
+                             f_max: float = 4186.0, bands_per_octave: int = 24) -> np.ndarray:
+    """(bands, n_fft/2+1) triangular filters at equal steps of log frequency (24 per octave:
+    quarter tones; 32.7-4186 Hz: MIDI 24-108, where the notes are), each summing to 1. A
+    band narrower than the bin spacing interpolates linearly between the two nearest bins,
+    so every band reads the spectrum at its own centre frequency."""
+    bands = int(round(bands_per_octave * np.log2(f_max / f_min))) + 1
+    centres = f_min * 2.0 ** (np.arange(bands) / bands_per_octave)
+    bin_hz = sample_rate / n_fft
+    half_width = np.maximum(centres * (2 ** (1 / bands_per_octave) - 1), bin_hz)
+    freqs = np.arange(n_fft // 2 + 1) * bin_hz
+    bank = np.maximum(0.0, 1.0 - np.abs(freqs[None] - centres[:, None]) / half_width[:, None])
+    return (bank / bank.sum(1, keepdims=True)).astype(np.float32)

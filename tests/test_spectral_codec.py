@@ -67,6 +67,24 @@ def test_loss_is_zero_for_a_perfect_prediction_and_grows_with_error():
     assert codec_loss(audio, log_mag(wrong_pitch))[1]["sc"] > half + 0.1  # a semitone off costs more than half the level
 
 
+def test_pitch_term_reads_the_notes_region_in_quarter_tones():
+    """The quarter-tone bands sum to 1, read a tone at its own band, and the pitch term
+    sees a semitone's error in the bass that the mel term hardly sees."""
+    from sideman.numerics.spectral import log_frequency_filterbank
+
+    bank = log_frequency_filterbank()
+    assert bank.shape == (169, 1025) and np.allclose(bank.sum(1), 1.0, atol=1e-5)
+    t = torch.arange(32768) / 48_000
+    sine = lambda f: (0.3 * torch.sin(2 * torch.pi * f * t)).expand(1, 2, -1).contiguous()  # noqa: E731
+    log_mag = lambda x: torch.log(stft(x, 2048, 512).abs().clamp_min(1e-5))  # noqa: E731
+    a3 = float(np.argmax(bank @ stft(sine(220.0), 2048, 512).abs()[0, 0, :, 10].numpy()))
+    assert a3 == pytest.approx(24 * np.log2(220.0 / 32.7), abs=1.5)  # band of A3 (below ~800 Hz a band
+    # interpolates between 23-Hz bins: it weights the notes region, it cannot resolve more than the STFT)
+    _, same = codec_loss(sine(55.0), log_mag(sine(55.0)), pitch_weight=1.0)
+    _, wrong = codec_loss(sine(55.0), log_mag(sine(55.0 * 2 ** (1 / 12))), pitch_weight=1.0)
+    assert same["pitch"] < 0.02 and wrong["pitch"] > 0.3 and wrong["pitch"] > 3 * wrong["mel"]
+
+
 def test_a_tiny_codec_overfits_one_clip():
     torch.manual_seed(0)
     model = SpectralCodec(TINY)
@@ -112,6 +130,12 @@ def test_training_resumes_exactly(corpus, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="other settings"):
         train_codec(corpus, tmp_path / "parts", CodecStage(preset="tiny", steps=7, split="all"), progress=False)
+    state = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)
+    del state["training"]["pitch_weight"]  # a checkpoint from before the pitch term: trained without it
+    torch.save(state, tmp_path / "parts" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="other settings"):
+        train_codec(corpus, tmp_path / "parts", cfg, progress=False)
+    train_codec(corpus, tmp_path / "parts", CodecStage(**{**cfg.__dict__, "pitch_weight": 0.0}), progress=False)
 
 
 def test_training_can_start_from_another_checkpoint(corpus, tmp_path):

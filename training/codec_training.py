@@ -33,6 +33,9 @@ from sideman.models.spectral_codec import CODEC_PRESETS, SpectralCodec, codec_lo
 from sideman.training.stages import CodecStage
 
 
+PREDATING = {"pitch_weight": 0.0}  # what a checkpoint made before a field existed was trained with
+
+
 class StemBank:
     """Every stem of the training songs in memory (int16), and the seeded batch sampler."""
 
@@ -90,7 +93,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
     step = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        stored = {**asdict(CodecStage()), **state["training"]}  # fields added later take their defaults
+        stored = {**asdict(CodecStage()), **PREDATING, **state["training"]}  # for fields added later
         if stored != asdict(cfg):
             raise ValueError(f"{ckpt_path} was made with other settings; choose another output folder")
         model.load_state_dict(state["model"])
@@ -108,7 +111,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     if step == 0:
-        writer.writerow(["step", "loss", "log_l1", "sc", "mel", "lr", "seconds"])
+        writer.writerow(["step", "loss", "log_l1", "sc", "mel", "pitch", "lr", "seconds"])
 
     def checkpoint() -> None:
         atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
@@ -116,7 +119,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
 
     bar = tqdm(total=cfg.steps, initial=step, desc="codec", unit="step", disable=not progress)
     last_ckpt = start = time.time()
-    sums = {"loss": 0.0, "log_l1": 0.0, "sc": 0.0, "mel": 0.0}
+    sums = {"loss": 0.0, "log_l1": 0.0, "sc": 0.0, "mel": 0.0, "pitch": 0.0}
     while step < stop:
         lr = learning_rate(cfg, step)
         for group in opt.param_groups:
@@ -125,7 +128,7 @@ def train_codec(data_dir: Path, out_dir: Path, cfg: CodecStage, progress: bool =
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             log_mag, _ = model(audio)
         loss, terms = codec_loss(audio, log_mag.float(), model.config.n_fft, model.config.hop, cfg.sc_weight,
-                                 cfg.mel_weight)
+                                 cfg.mel_weight, cfg.pitch_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

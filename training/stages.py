@@ -68,6 +68,7 @@ class CodecStage:
     grad_clip: float = _opt(1.0, "gradient norm clipping")
     sc_weight: float = _opt(1.0, "weight of spectral convergence on linear magnitude (beside log-magnitude L1)")
     mel_weight: float = _opt(1.0, "weight of the log10 mel-power L1 (the unit codec eval reports)")
+    pitch_weight: float = _opt(1.0, "weight of the log-magnitude L1 in quarter-tone bands, 33 Hz-4.2 kHz")
     ema_decay: float = _opt(0.999, "EMA of the weights (the EMA weights are the codec)")
     mix_prob: float = _opt(0.25, "share of crops that are mixes of several stems")
     silence_db: float = _opt(-50.0, "crops quieter than this (RMS dBFS) are drawn again")
