@@ -33,9 +33,9 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 
 from sideman.numerics.phase import audio_from_magnitude
+from sideman.numerics.spectral_codec import LOG_FLOOR, MAX_LOG_MAGNITUDE
 from sideman.numerics.spectral import log_frequency_filterbank, mel_filterbank
 
-LOG_FLOOR = 1e-5  # magnitudes below this (about -100 dBFS per bin) read as silence
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,13 @@ class SpectralCodec(nn.Module):
         """Audio (B, 2, N), N a multiple of the latent hop -> latents (B, C, N / latent_hop) in (-1, 1)."""
         if audio.shape[-1] % self.config.latent_hop:
             raise ValueError(f"audio length must be a multiple of {self.config.latent_hop} samples")
-        h = self.enc_in_norm(self.enc_in(self.features(audio)).transpose(1, 2)).transpose(1, 2)
+        return self.encode_features(self.features(audio))
+
+    def encode_features(self, features: Tensor) -> Tensor:
+        """Encoder input (B, 2 * analysis_bins, T) -> latents (B, C, T / 2**levels): the
+        network alone (what export.spectral_codec_parts exports; the engine computes
+        `features` in numpy)."""
+        h = self.enc_in_norm(self.enc_in(features).transpose(1, 2)).transpose(1, 2)
         for layer in self.enc:
             h = layer(h)
         h = self.enc_norm(h.transpose(1, 2)).transpose(1, 2)
@@ -176,7 +182,7 @@ class SpectralCodec(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """Latents (B, C, L) -> audio (B, 2, L * latent_hop), float32: the predicted
         magnitudes with phase from their peaks (numerics.phase.audio_from_magnitude)."""
-        magnitude = torch.exp(self.decode_spectrum(z).clamp(max=6.0)).double().cpu().numpy()
+        magnitude = torch.exp(self.decode_spectrum(z).clamp(max=MAX_LOG_MAGNITUDE)).double().cpu().numpy()
         length = z.shape[-1] * self.config.latent_hop
         audio = [audio_from_magnitude(m, self.config.n_fft, self.config.hop, length) for m in magnitude]
         return torch.from_numpy(np.stack(audio)).float().to(z.device)
@@ -216,7 +222,7 @@ def codec_loss(audio: Tensor, log_mag: Tensor, n_fft: int = 2048, hop: int = 512
     bands from 33 Hz to 4.2 kHz (where the notes are: four fifths of the bins lie above it,
     and a mel band near 100 Hz spans five semitones). Returns (loss, {term: value})."""
     ref = stft(audio, n_fft, hop).abs()
-    est = torch.exp(log_mag.float().clamp(max=6.0))
+    est = torch.exp(log_mag.float().clamp(max=MAX_LOG_MAGNITUDE))
     log_l1 = (torch.log(ref.clamp_min(LOG_FLOOR)) - torch.log(est.clamp_min(LOG_FLOOR))).abs().mean()
     dims = tuple(range(1, ref.ndim))
     sc = (torch.linalg.vector_norm(est - ref, dim=dims) / torch.linalg.vector_norm(ref, dim=dims).clamp_min(1e-3)).mean()
