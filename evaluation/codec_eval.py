@@ -92,6 +92,15 @@ def spectral_codec_system(checkpoint: Path, weights: str = "ema") -> System:
     return System(reconstruct, encode)
 
 
+def band_codec_system(pool: int = 4) -> System:
+    """The band codec (numerics.band_codec, deterministic) with `pool` STFT frames per latent."""
+    from sideman.numerics.band_codec import BandCodec, BandCodecConfig
+
+    codec = BandCodec(BandCodecConfig(pool=pool))
+    return System(lambda audio: codec.decode(codec.encode(audio[None]), length=audio.shape[-1])[0],
+                  lambda audio: codec.encode(audio[None])[0])
+
+
 def bundle_system(bundle: Path) -> System:
     """A bundle's autoencoder (its decoding settings), on onnxruntime."""
     from sideman.plugin_host.engine import OnnxEngine

@@ -26,16 +26,27 @@ def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = No
 
 
 def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
-    """Inverse of `stft` by weighted overlap-add; (C, n_fft//2+1, T) -> (C, length) float64."""
+    """Inverse of `stft` by weighted overlap-add; (C, n_fft//2+1, T) -> (C, length) float64.
+
+    Frames j and j + n_fft/hop do not overlap, so the overlap-add is n_fft/hop strided sums
+    (n_fft a multiple of hop) rather than one addition per frame."""
     window = hann(n_fft)
     frames = np.fft.irfft(spec.transpose(0, 2, 1), n=n_fft, axis=-1) * window
     channels, count = frames.shape[:2]
     total = n_fft + hop * (count - 1)
     out = np.zeros((channels, total))
     norm = np.zeros(total)
-    for j in range(count):
-        out[:, j * hop:j * hop + n_fft] += frames[:, j]
-        norm[j * hop:j * hop + n_fft] += window ** 2
+    if n_fft % hop == 0:
+        ratio = n_fft // hop
+        for r in range(min(ratio, count)):
+            group = frames[:, r::ratio]                       # (C, m, n_fft), back to back
+            start, span = r * hop, group.shape[1] * n_fft
+            out[:, start:start + span] += group.reshape(channels, span)
+            norm[start:start + span] += np.tile(window ** 2, group.shape[1])
+    else:
+        for j in range(count):
+            out[:, j * hop:j * hop + n_fft] += frames[:, j]
+            norm[j * hop:j * hop + n_fft] += window ** 2
     start = n_fft // 2
     out = out[:, start:start + length]
     norm = norm[start:start + length]

@@ -182,6 +182,7 @@ def test_cli_trains_and_measures_a_codec(tmp_path):
                "--per-role", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| codec | pitched |" in proc.stdout and "| 48-24-48 kHz round trip | mix |" in proc.stdout
+    assert "| band codec (hop 2048) | pitched |" in proc.stdout  # the band codec by default
     summary = json.loads((tmp_path / "eval" / "codec_eval.json").read_text())
     trip = summary["48-24-48 kHz round trip"]["pitched"]
     assert trip["note_f1"]["mean"] >= 0.8  # tones survive a 24 kHz round trip

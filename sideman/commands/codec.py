@@ -20,12 +20,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from sideman.evaluation.codec_eval import (bundle_system, evaluate_codecs, example_pictures, held_out_clips,
+    args.band_pool = [4] if args.band_pool is None else args.band_pool
+    if any(p < 1 for p in args.band_pool):
+        raise ValueError("--band-pool must be at least 1")
+    from sideman.evaluation.codec_eval import (band_codec_system, bundle_system, evaluate_codecs, example_pictures, held_out_clips,
                                                markdown, phase_oracle_system, resample_system, spectral_codec_system,
                                                to_json)
 
     systems = {(Path(c).parent.name or str(c)) + ("" if args.weights == "ema" else f" ({args.weights} weights)"):
                spectral_codec_system(Path(c), args.weights) for c in args.checkpoint}
+    for pool in args.band_pool:
+        systems[f"band codec (hop {512 * pool})"] = band_codec_system(pool)
     for bundle in args.bundle:
         systems[f"bundle {Path(bundle).name}"] = bundle_system(Path(bundle))
     systems["48-24-48 kHz round trip"] = resample_system()
@@ -60,6 +65,8 @@ def register(sub) -> None:
     e = actions.add_parser("eval", help="note-F1, note share, log-mel L1, MR-STFT of held-out clips")
     e.add_argument("checkpoint", nargs="*", type=Path, help="spectral codec checkpoints")
     e.add_argument("--bundle", action="append", default=[], type=Path, help="also a bundle's autoencoder")
+    e.add_argument("--band-pool", action="append", type=int, default=None, metavar="FRAMES",
+                   help="also the band codec with this many 512-sample frames per latent (repeatable; default: 4)")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--per-role", type=int, default=6, help="clips per pitched role (and as many mixes)")
