@@ -98,3 +98,44 @@ def test_edm_then_consistency_then_bundle(songs, ae, tmp_path):
     assert stem.shape == (2, 48000) and np.isfinite(stem).all()
     with pytest.raises(ValueError, match="starts from an EDM model"):
         train_dit(pairs, tmp_path / "run2", "consistency", stage)
+
+
+def test_a_dit_fits_band_codec_pairs_and_its_held_out_loss_is_measured(songs, tmp_path):
+    """Pairs from the band codec (a torch-free codec behind NumpyCodec) give a DiT with as
+    many channels; the held-out EDM loss is reproducible for a seed, falls with training,
+    and refuses pairs of another width."""
+    from sideman.evaluation.dit_loss import held_out_edm_loss
+    from sideman.numerics.band_codec import BandCodec
+    from sideman.training.dit_data import NumpyCodec
+
+    band = BandCodec()
+    codec = NumpyCodec(band, band.cfg.latent_hop, band.latent_dim)
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    pairs = build_pair_latents(codec, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
+                               clap_seconds=1.0, split="all", progress=False)
+    data = LatentPairs(pairs)
+    assert data.channels == band.latent_dim and data[0]["target"].shape == (band.latent_dim, 24)  # 1.0 s -> whole 2048-sample hops
+    stage = DiTStage(preset="tiny", edm_steps=40, batch_size=4, warmup=1, ckpt_every=1000, log_every=10)
+    untrained = train_dit(pairs, tmp_path / "d0", "edm", replace(stage, edm_steps=1), progress=False)
+    trained = train_dit(pairs, tmp_path / "d1", "edm", stage, progress=False)
+    assert load_dit(trained).net.cfg.latent_channels == band.latent_dim
+    first = held_out_edm_loss(trained, pairs, repeats=2, seed=3)
+    assert first == held_out_edm_loss(trained, pairs, repeats=2, seed=3) and first["pairs"] == 4
+    assert first["loss"] < held_out_edm_loss(untrained, pairs, repeats=2, seed=3)["loss"]
+    ae_pairs = build_pair_latents(perturb(Autoencoder(AE["tiny"]), seed=1), embedder, songs, tmp_path / "ae",
+                                  pairs=2, seconds=1.0, clap_seconds=1.0, split="all", progress=False)
+    with pytest.raises(ValueError, match="64-channel latents"):
+        held_out_edm_loss(trained, ae_pairs)
+
+
+def test_dit_pairs_command_checks_its_codec_and_clap(songs, tmp_path):
+    import subprocess
+    import sys
+
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sideman.cli", "-q", "dit-pairs", "--data", str(songs),  # noqa: E731
+                                     "--out", str(tmp_path / "p"), *a], capture_output=True, text=True, timeout=300)
+    bad = run("--autoencoder", "band:x", "--clap-bundle", "nowhere")
+    assert bad.returncode == 2 and "whole number of frames" in bad.stderr
+    neither = run("--autoencoder", "band")
+    assert neither.returncode == 2 and "give one of --clap" in neither.stderr
+    assert not (tmp_path / "p").exists()

@@ -39,14 +39,26 @@ def _atomic_savez(path: Path, **arrays) -> None:
         np.savez(f, **arrays)
 
 
+class NumpyCodec:
+    """A torch-free codec (numerics.band_codec.BandCodec, or a bundle's ONNX codec) behind
+    the interface build_pair_latents uses: chunk_samples, latent_channels, encode((B, 2, N)
+    tensor) -> (B, C, T) tensor."""
+
+    def __init__(self, codec, chunk_samples: int, latent_channels: int):
+        self.codec, self.chunk_samples, self.latent_channels = codec, chunk_samples, latent_channels
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.codec.encode(audio.numpy()), np.float32))
+
+
 def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        pairs: int, seconds: float = 10.0, clap_seconds: float = 10.0, seed: int = 0,
                        split: str = "train", shard_size: int = 64, progress: bool = True) -> Path:
     """Encode `pairs` training pairs into `out_dir`; returns it. Existing shards are kept.
 
-    autoencoder: the codec, a models.autoencoder.Autoencoder or a
-    models.spectral_codec.SpectralCodec (encode (B, 2, N) -> (B, C, T) for N a multiple
-    of its chunk_samples);
+    autoencoder: the codec, a models.autoencoder.Autoencoder, a
+    models.spectral_codec.SpectralCodec or a NumpyCodec (encode (B, 2, N) -> (B, C, T) for
+    N a multiple of its chunk_samples);
     clap_embedder: a models.clap.ClapEmbedder (embed_audio (B, 2, S) -> (B, 512)).
     """
     out = Path(out_dir)
@@ -84,7 +96,7 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
 
 
 class LatentPairs(Dataset):
-    """The stored pairs as a map-style dataset of dicts: target, context (64, T) scaled;
+    """The stored pairs as a map-style dataset of dicts: target, context (C, T) scaled;
     clap (512,)."""
 
     def __init__(self, root: str | os.PathLike):
@@ -99,6 +111,11 @@ class LatentPairs(Dataset):
         self.context = torch.from_numpy(np.concatenate([s["context"] for s in shards]).astype(np.float32) * scale)
         self.clap = torch.from_numpy(np.concatenate([s["clap"] for s in shards]))
         self.caption = [str(c) for s in shards for c in s["caption"]]
+
+    @property
+    def channels(self) -> int:
+        """C: the codec's latent channels (a DiT trained on these pairs takes as many)."""
+        return int(self.target.shape[1])
 
     @property
     def latent_scale(self) -> float:

@@ -9,6 +9,7 @@ Files are written by models.dit_checkpoint.save_dit (EMA weights, latent scale i
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from sideman.models.consistency import ConsistencyLoss, ConsistencyPrecond, DiTConsistencyObjective
@@ -29,7 +30,7 @@ def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: st
     steps = stage.edm_steps if kind == "edm" else stage.consistency_steps
     lr = stage.edm_lr if kind == "edm" else stage.consistency_lr
     if kind == "edm":
-        model = EDMPrecond(DiT(PRESETS[stage.preset]))
+        model = EDMPrecond(DiT(replace(PRESETS[stage.preset], latent_channels=data.channels)))
         objective = DiTEDMObjective()
     elif kind == "consistency":
         if init is None:

@@ -18,16 +18,60 @@ def _stage_options(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default: 0)")
 
 
-def _dit_pairs(args: argparse.Namespace) -> int:
-    from sideman.models.clap_house import HouseClap, HouseClapEmbedder
+def _pair_codec(spec: str):
+    """--autoencoder: "band" or "band:FRAMES" (numerics.band_codec), a bundle folder (its ONNX
+    codec), or an autoencoder file or spectral codec checkpoint."""
+    from sideman.training.dit_data import NumpyCodec
+
+    if spec == "band" or spec.startswith("band:"):
+        from sideman.numerics.band_codec import BandCodec, BandCodecConfig
+
+        pool = spec.partition(":")[2] or "4"
+        if not pool.isdigit() or int(pool) < 1:
+            raise ValueError(f"--autoencoder {spec}: the band codec takes a whole number of frames, e.g. band:4")
+        codec = BandCodec(BandCodecConfig(pool=int(pool)))
+        return NumpyCodec(codec, codec.cfg.latent_hop, codec.latent_dim)
+    if Path(spec).is_dir():
+        from sideman.plugin_host.engine import OnnxEngine
+
+        codec = OnnxEngine(Path(spec)).codec
+        return NumpyCodec(codec, codec.cfg.chunk_samples, codec.cfg.latent_dim)
     from sideman.training.codec_training import load_codec_file
+
+    return load_codec_file(Path(spec))
+
+
+def _pair_clap(args: argparse.Namespace):
+    """The CLAP audio embedder of --clap (a house CLAP file) or --clap-bundle (a bundle's tower)."""
+    if (args.clap is None) == (args.clap_bundle is None):
+        raise ValueError("give one of --clap (a house CLAP file) and --clap-bundle (a bundle folder)")
+    if args.clap is not None:
+        from sideman.models.clap_house import HouseClap, HouseClapEmbedder
+
+        return HouseClapEmbedder(HouseClap.load(args.clap))
+    from sideman.plugin_host.engine import OnnxEngine
+
+    return OnnxEngine(args.clap_bundle)
+
+
+def _dit_pairs(args: argparse.Namespace) -> int:
     from sideman.training.dit_data import build_pair_latents
 
-    out = build_pair_latents(load_codec_file(args.autoencoder),
-                             HouseClapEmbedder(HouseClap.load(args.clap)), args.data, args.out,
+    out = build_pair_latents(_pair_codec(str(args.autoencoder)), _pair_clap(args), args.data, args.out,
                              args.count, args.seconds, args.clap_seconds, args.seed, args.split,
                              progress=not args.quiet)
     print(f"DiT training pairs in {out}")
+    return 0
+
+
+def _dit_loss(args: argparse.Namespace) -> int:
+    import json
+
+    from sideman.evaluation.dit_loss import held_out_edm_loss
+
+    if args.repeats < 1:
+        raise ValueError("--repeats must be at least 1")
+    print(json.dumps(held_out_edm_loss(args.dit, args.pairs, repeats=args.repeats, seed=args.seed), indent=1))
     return 0
 
 
@@ -233,15 +277,23 @@ def _register_clap(sub, train) -> None:
 def register(sub) -> None:
     _register_autoencoder(sub)
     pairs = sub.add_parser("dit-pairs", help="encode training pairs into latents for the DiT")
-    pairs.add_argument("--autoencoder", type=Path, required=True,
-                       help="the codec: an autoencoder file or a spectral codec checkpoint")
-    pairs.add_argument("--clap", type=Path, required=True, help="house CLAP file (CLAP segments)")
+    pairs.add_argument("--autoencoder", required=True,
+                       help="the codec: an autoencoder file, a spectral codec checkpoint, 'band' or 'band:FRAMES' "
+                            "(the band codec), or a bundle folder (its ONNX codec)")
+    pairs.add_argument("--clap", type=Path, help="house CLAP file (CLAP segments)")
+    pairs.add_argument("--clap-bundle", type=Path, help="or a bundle folder: its ONNX audio tower")
     pairs.add_argument("--data", type=Path, required=True, help="a multitrack data set")
     pairs.add_argument("--out", type=Path, required=True)
     _stage_options(pairs, "PairsStage")
     pairs.add_argument("--split", default="train", choices=("train", "validation", "all"),
                        help="songs the pairs come from (default: train)")
     pairs.set_defaults(func=_dit_pairs)
+    loss = sub.add_parser("dit-loss", help="held-out EDM loss of a DiT on latent pairs (how well it fits a codec)")
+    loss.add_argument("--dit", type=Path, required=True, help="an EDM DiT file (sideman train dit)")
+    loss.add_argument("--pairs", type=Path, required=True, help="held-out pairs (sideman dit-pairs --split validation)")
+    loss.add_argument("--repeats", type=int, default=4, help="noise draws per pair (default: 4)")
+    loss.add_argument("--seed", type=int, default=0, help="seed of the noise levels and noise (default: 0)")
+    loss.set_defaults(func=_dit_loss)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     dit = train.add_parser("dit", help="the DiT: EDM first, then consistency (--kind consistency --init EDM)")
