@@ -29,9 +29,10 @@ from functools import cached_property
 import numpy as np
 
 from sideman.numerics.phase import audio_from_magnitude
-from sideman.numerics.spectral import stft
+from sideman.numerics.spectral import istft, stft
 
 LOG_FLOOR = math.log(1e-5)  # about -100 dBFS per bin: silence
+MAX_LEVEL_STEP = 2.0        # nepers (17 dB): the most one level-matching pass changes a band
 ENVELOPE_FLOOR = -8.0       # a sub-frame 8 nepers (70 dB) below its frame's loudest reads as silent
 
 
@@ -50,10 +51,12 @@ class BandCodecConfig:
     scale: float = 3.5             # (demo corpus, held-out clips: mean 0.05, std 1.0)
     balance_scale: float = 0.3     # balance latent = log level ratio / balance_scale
     envelope_scale: float = 2.0    # envelope latent = 1 + log energy ratio / envelope_scale
+    level_passes: int = 1          # decode: passes matching the audio's band levels to the latents' (0: none)
     sample_rate: int = 48_000
 
     def __post_init__(self):
-        if min(self.pool, self.bands_per_octave, self.balance_per_octave) < 1 or self.n_fft % self.hop:
+        if min(self.pool, self.bands_per_octave, self.balance_per_octave) < 1 or self.n_fft % self.hop or \
+                self.level_passes < 0:
             raise ValueError(f"invalid band codec config {self}")
         if not 0 < self.f_min < self.f_max <= self.sample_rate / 2 or min(self.scale, self.balance_scale,
                                                                            self.envelope_scale) <= 0:
@@ -77,7 +80,7 @@ def triangles(centres: np.ndarray, per_octave: int, n_fft: int, sample_rate: int
     freqs = np.arange(n_fft // 2 + 1) * bin_hz
     half_width = np.maximum(centres * (2 ** (1 / per_octave) - 1), bin_hz)
     tri = np.maximum(0.0, 1.0 - np.abs(freqs[None] - centres[:, None]) / half_width[:, None])
-    return tri / tri.sum(1, keepdims=True)
+    return (tri / tri.sum(1, keepdims=True)).astype(np.float32)
 
 
 class Bands:
@@ -95,7 +98,7 @@ class Bands:
         position = np.interp(np.log2(np.maximum(freqs, 1e-3)), np.log2(self.centres), np.arange(count))
         self._lo = np.floor(position).astype(int)
         self._hi = np.minimum(self._lo + 1, count - 1)
-        self._frac = (position - self._lo)[:, None]
+        self._frac = (position - self._lo)[:, None].astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.centres)
@@ -154,7 +157,7 @@ class BandCodec:
 
     def _encode_one(self, audio: np.ndarray, frames: int) -> np.ndarray:
         cfg = self.cfg
-        mag = np.abs(stft(audio, cfg.n_fft, cfg.hop))[..., :frames]          # (2, bins, frames)
+        mag = np.abs(stft(audio, cfg.n_fft, cfg.hop, dtype=np.float32))[..., :frames]  # (2, bins, frames)
         pooled = lambda x: x.reshape(*x.shape[:-1], -1, cfg.pool).max(-1)     # noqa: E731  (..., T) -> (..., T / pool)
         mid = (mag[0] + mag[1]) / 2
         mid_bands = self.mid_bands.log_bands(mid)
@@ -169,9 +172,9 @@ class BandCodec:
                                envelope / cfg.envelope_scale + 1.0])
 
     def decode_magnitude(self, latents: np.ndarray) -> np.ndarray:
-        """Latents (B, D, L) -> STFT magnitudes (B, 2, bins, L * pool + 1), float64."""
+        """Latents (B, D, L) -> STFT magnitudes (B, 2, bins, L * pool + 1), float32."""
         cfg, lay = self.cfg, self.layout
-        z = np.asarray(latents, np.float64)
+        z = np.asarray(latents, np.float32)
         if z.ndim != 3 or z.shape[1] != lay.channels:
             raise ValueError(f"latents must be (batch, {lay.channels}, frames), not {z.shape}")
         b, _, frames = z.shape
@@ -186,7 +189,26 @@ class BandCodec:
 
     def decode(self, latents: np.ndarray, length: int | None = None, **_unused) -> np.ndarray:
         """Latents (B, D, L) -> audio (B, 2, length or L * latent_hop) float32."""
-        n = np.shape(latents)[-1] * self.cfg.latent_hop
-        out = np.stack([audio_from_magnitude(m, self.cfg.n_fft, self.cfg.hop, n)
-                        for m in self.decode_magnitude(latents)])
-        return out[..., :n if length is None else length].astype(np.float32)
+        cfg = self.cfg
+        n = np.shape(latents)[-1] * cfg.latent_hop
+        out = []
+        for magnitude in self.decode_magnitude(latents):
+            audio = audio_from_magnitude(magnitude, cfg.n_fft, cfg.hop, n, np.float32)
+            for _ in range(cfg.level_passes):
+                audio = self._match_levels(audio, magnitude)
+            out.append(audio)
+        return np.stack(out)[..., :n if length is None else length].astype(np.float32)
+
+    def _match_levels(self, audio: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+        """Audio (2, N) re-analysed, each quarter-tone band of each frame scaled (at most
+        MAX_LEVEL_STEP nepers) to the level `magnitude` (2, bins, T) asks for, resynthesised.
+        Phase from peaks gives every bin of a region one frequency; where the magnitudes are
+        not those of any signal (a band's partial spread over its bins, several partials in
+        one region) the inverse STFT loses energy: 2-7 dB in mel bands on held-out clips,
+        which one pass restores (log-mel L1 0.36 -> 0.17 on pitched stems, 0.56 -> 0.26 on
+        mixes; note-F1 unchanged)."""
+        cfg = self.cfg
+        spec = stft(audio, cfg.n_fft, cfg.hop, dtype=np.float32)[..., :magnitude.shape[-1]]
+        gain = self.mid_bands.log_bands(magnitude) - self.mid_bands.log_bands(np.abs(spec))
+        spec = spec * np.exp(self.mid_bands.to_bins(np.clip(gain, -MAX_LEVEL_STEP, MAX_LEVEL_STEP)))
+        return istft(spec, cfg.n_fft, cfg.hop, audio.shape[-1], np.float32)

@@ -86,7 +86,10 @@ def peak_deviation(magnitude: np.ndarray, floor_db: float = -70.0) -> np.ndarray
     return np.moveaxis(np.clip(deviation, -MAX_DEVIATION, MAX_DEVIATION), -1, -2)
 
 
-def audio_from_magnitude(magnitude: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
-    """Magnitudes (C, bins, T) -> audio (C, length) float64: `peak_deviation` phase, inverse STFT."""
-    phase = integrate_phase(peak_deviation(magnitude), n_fft, hop)
-    return istft(magnitude * np.exp(1j * phase), n_fft, hop, length)
+def audio_from_magnitude(magnitude: np.ndarray, n_fft: int, hop: int, length: int,
+                         dtype: type = np.float64) -> np.ndarray:
+    """Magnitudes (C, bins, T) -> audio (C, length) in `dtype`: `peak_deviation` phase,
+    inverse STFT (computed in dtype; the phase's running sum always in float64)."""
+    phase = integrate_phase(peak_deviation(magnitude.astype(dtype, copy=False)), n_fft, hop)
+    spec = magnitude * (np.cos(phase).astype(dtype) + 1j * np.sin(phase).astype(dtype))
+    return istft(spec, n_fft, hop, length, dtype)

@@ -17,24 +17,27 @@ def hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
 
 
-def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = None) -> np.ndarray:
-    """Complex STFT (C, n_fft//2+1, 1 + N//hop) of (C, N) audio, frames centred on hop * j."""
-    window = hann(n_fft) if window is None else window
-    padded = np.pad(np.asarray(audio, np.float64), ((0, 0), (n_fft // 2, n_fft // 2)))
+def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = None,
+         dtype: type = np.float64) -> np.ndarray:
+    """Complex STFT (C, n_fft//2+1, 1 + N//hop) of (C, N) audio, frames centred on hop * j,
+    computed in `dtype` (float32: complex64, about twice as fast)."""
+    window = (hann(n_fft) if window is None else window).astype(dtype)
+    padded = np.pad(np.asarray(audio, dtype), ((0, 0), (n_fft // 2, n_fft // 2)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
     return np.fft.rfft(frames * window, axis=-1).transpose(0, 2, 1)
 
 
-def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
-    """Inverse of `stft` by weighted overlap-add; (C, n_fft//2+1, T) -> (C, length) float64.
+def istft(spec: np.ndarray, n_fft: int, hop: int, length: int, dtype: type = np.float64) -> np.ndarray:
+    """Inverse of `stft` by weighted overlap-add; (C, n_fft//2+1, T) -> (C, length) in `dtype`.
 
     Frames j and j + n_fft/hop do not overlap, so the overlap-add is n_fft/hop strided sums
     (n_fft a multiple of hop) rather than one addition per frame."""
-    window = hann(n_fft)
-    frames = np.fft.irfft(spec.transpose(0, 2, 1), n=n_fft, axis=-1) * window
+    window = hann(n_fft).astype(dtype)
+    complex_type = np.complex64 if dtype == np.float32 else np.complex128
+    frames = np.fft.irfft(spec.transpose(0, 2, 1).astype(complex_type, copy=False), n=n_fft, axis=-1) * window
     channels, count = frames.shape[:2]
     total = n_fft + hop * (count - 1)
-    out = np.zeros((channels, total))
+    out = np.zeros((channels, total), dtype)
     norm = np.zeros(total)
     if n_fft % hop == 0:
         ratio = n_fft // hop
@@ -50,7 +53,7 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     start = n_fft // 2
     out = out[:, start:start + length]
     norm = norm[start:start + length]
-    result = np.zeros((channels, length))
+    result = np.zeros((channels, length), dtype)
     result[:, :out.shape[1]] = out / np.where(norm > 1e-11, norm, 1.0)
     return result
 
