@@ -23,7 +23,8 @@ from sideman.models.autoencoder import DECODE_MODES, Autoencoder
 from sideman.models.bridge import ClapBridge
 from sideman.models.clap_house import HouseClap
 from sideman.models.consistency import ConsistencyPrecond
-from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
+from sideman.export.bundle_format import BAND_CODEC, FORMAT, FORMAT_VERSION, MANIFEST, file_sha256
+from sideman.numerics.band_codec import BandCodec
 
 from sideman.export import autoencoder_parts, bridge_part, clap_parts, dit_step
 from sideman.export.onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8
@@ -93,7 +94,7 @@ def _export(parts_out: dict, name: str, spec, root: Path, check: bool, errors: d
     parts_out[name] = path
 
 
-def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Module,
+def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, dit: nn.Module,
                   clap: HouseClap | None = None, bridge: ClapBridge | None = None,
                   name: str = "sideman", fp16: bool = False, int8: bool = False, check: bool = True,
                   training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25),
@@ -109,7 +110,10 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
     the same arithmetic on a CPU, far fewer launches on a GPU); see
     models.autoencoder.Autoencoder.decode. decode_steps: 2 (M2L2's two-step decoding) or 1.
 
-    dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the autoencoder.
+    autoencoder: the codec: an Autoencoder (its three networks are exported) or the band
+    codec (numerics.band_codec: no networks, its settings go into the manifest's "codec").
+
+    dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the codec.
     An autoencoder with an output equaliser (a non-zero `eq_db`, training.decoder_eq) puts it
     in `decoder_eq.npz`, which the engine's codec applies.
     """
@@ -120,8 +124,9 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
     if not isinstance(dit, ConsistencyPrecond):
         raise TypeError("the bundle's generator must be a consistency model (C-DiT); "
                         "run consistency training on the EDM checkpoint first")
+    band = isinstance(autoencoder, BandCodec)
     if dit.net.cfg.latent_channels != autoencoder.cfg.latent_dim:
-        raise ValueError(f"DiT latent channels {dit.net.cfg.latent_channels} != autoencoder "
+        raise ValueError(f"DiT latent channels {dit.net.cfg.latent_channels} != codec "
                          f"latent size {autoencoder.cfg.latent_dim}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -129,13 +134,13 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
     try:
         files: dict[str, Path] = {}
         errors: dict[str, float] = {}
-        heavy = dict(autoencoder_parts.parts(autoencoder.eval()))
+        heavy = {} if band else dict(autoencoder_parts.parts(autoencoder.eval()))
         heavy["dit_step"] = (dit_step.GuidedStep(dit.eval()),
                              dit_step.example_inputs(dit.net.cfg.latent_channels, dit.net.cfg.clap_dim),
                              dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES)
         for part, spec in heavy.items():
             _export(files, part, spec, tmp, check, errors)
-        if autoencoder.eq_db.abs().max() > 0:
+        if not band and autoencoder.eq_db.abs().max() > 0:
             np.savez(tmp / "decoder_eq.npz", eq_db=autoencoder.eq_db.numpy().astype(np.float32))
             files["decoder_eq"] = tmp / "decoder_eq.npz"
         if clap is not None:
@@ -145,7 +150,7 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
             _export(files, "bridge_step", bridge_part.part(bridge.eval()), tmp, check, errors)
             np.savez(tmp / "bridge_norm.npz", mean=bridge.mean.numpy(), std=bridge.std.numpy())
             files["bridge_norm"] = tmp / "bridge_norm.npz"
-        for part in HEAVY_PARTS:
+        for part in (p for p in HEAVY_PARTS if p in heavy):
             if fp16:
                 files[f"{part}_fp16"] = to_fp16(files[part], tmp / f"{part}_fp16.onnx")
             if int8:
@@ -166,6 +171,14 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder, dit: nn.Modu
 
 def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, decoding) -> dict:
     c = ae.cfg
+    if isinstance(ae, BandCodec):
+        codec = {"codec": {"kind": BAND_CODEC, **dataclasses.asdict(c)}}
+    else:
+        codec = {"autoencoder": {"latent_dim": c.latent_dim, "latent_hop": c.latent_hop,
+                                 "chunk_latents": c.chunk_latents, "n_fft": c.n_fft, "hop": c.hop,
+                                 "alpha": c.alpha, "beta": c.beta, "sigma_min": c.sigma_min,
+                                 "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
+                                 "sample_rate": c.sample_rate, **decoding}}
     entries = {}
     for part, path in files.items():
         entry = {"path": path.name, "sha256": file_sha256(path)}
@@ -179,11 +192,7 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, de
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "opset": OPSET,
         "sample_rate": c.sample_rate, "hop": c.latent_hop, "latent_channels": c.latent_dim,
         "clap_dim": dit.net.cfg.clap_dim,
-        "autoencoder": {"latent_dim": c.latent_dim, "latent_hop": c.latent_hop,
-                        "chunk_latents": c.chunk_latents, "n_fft": c.n_fft, "hop": c.hop,
-                        "alpha": c.alpha, "beta": c.beta, "sigma_min": c.sigma_min,
-                        "sigma_max": c.sigma_max, "refine_sigma": c.refine_sigma,
-                        "sample_rate": c.sample_rate, **decoding},
+        **codec,
         "dit": {"kind": "consistency", "sigma_min": dit.sigma_min, "sigma_max": 80.0, "rho": 7.0,
                 "latent_scale": float(getattr(dit, "latent_scale", 1.0)),
                 "default_steps": DEFAULT_STEPS, "max_steps": MAX_STEPS,

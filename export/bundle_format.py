@@ -4,7 +4,8 @@
     BUNDLE/manifest.json   format and version, signal settings, schedules, guidance defaults,
                            each file's SHA-256 and input/output names and shapes, opset,
                            and the training configuration it came from
-    BUNDLE/*.onnx          encoder, decoder, denoiser (autoencoder), dit_step (C-DiT),
+    BUNDLE/*.onnx          encoder, decoder, denoiser (autoencoder; none with the band
+                           codec, whose settings are the manifest's "codec"), dit_step (C-DiT),
                            bridge_step (CLAP bridge), clap_audio, clap_text (house CLAP)
     BUNDLE/tokenizer.json  the text tower's tokenizer
     BUNDLE/*_fp16.onnx     optional fp16 variants of the heavy parts, for GPUs
@@ -19,7 +20,16 @@ FORMAT = "sideman-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audio", "clap_text")
-REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")
+REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")  # a bundle with the autoencoder
+BAND_CODEC = "band"  # manifest["codec"]["kind"] of a bundle whose codec is numerics.band_codec (no files)
+
+
+def required_parts(manifest: dict) -> tuple[str, ...]:
+    """The files a bundle must hold: the DiT step, and the autoencoder's three networks unless
+    its codec is the band codec (signal processing only, its settings in the manifest)."""
+    if manifest.get("codec", {}).get("kind") == BAND_CODEC:
+        return ("dit_step",)
+    return REQUIRED_PARTS
 
 
 def file_sha256(path: Path) -> str:

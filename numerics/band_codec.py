@@ -66,11 +66,22 @@ class BandCodecConfig:
     def latent_hop(self) -> int:
         return self.hop * self.pool
 
+    @property
+    def latent_dim(self) -> int:
+        """Channels: mid bands + 2 x balance bands + 2 x pool (see LatentLayout)."""
+        return band_count(self.bands_per_octave, self.f_min, self.f_max) + \
+            2 * band_count(self.balance_per_octave, self.f_min, self.f_max) + 2 * self.pool
+
     def padded_length(self, samples: int) -> int:
         return max(1, math.ceil(samples / self.latent_hop)) * self.latent_hop
 
     def latent_frames(self, samples: int) -> int:
         return self.padded_length(samples) // self.latent_hop
+
+
+def band_count(per_octave: int, f_min: float, f_max: float) -> int:
+    """Bands at 1/per_octave-octave steps from f_min up to f_max."""
+    return int(math.floor(per_octave * math.log2(f_max / f_min))) + 1
 
 
 def triangles(centres: np.ndarray, per_octave: int, n_fft: int, sample_rate: int) -> np.ndarray:
@@ -91,7 +102,7 @@ class Bands:
     off the bands by linear interpolation in log frequency (below f_min: the first band)."""
 
     def __init__(self, per_octave: int, f_min: float, f_max: float, n_fft: int, sample_rate: int):
-        count = int(math.floor(per_octave * math.log2(f_max / f_min))) + 1
+        count = band_count(per_octave, f_min, f_max)
         self.centres = f_min * 2.0 ** (np.arange(count) / per_octave)
         self.analysis = triangles(self.centres, per_octave, n_fft, sample_rate)
         freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, REQUIRED_PARTS, file_sha256
+from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256, required_parts
 
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -59,7 +59,7 @@ class Bundle:
             raise BundleError(f"{root}: bundle format version {version}, but this Sideman reads "
                               f"version {FORMAT_VERSION}; re-export it with `sideman export` "
                               f"from this version")
-        missing = [p for p in REQUIRED_PARTS if p not in manifest.get("files", {})]
+        missing = [p for p in required_parts(manifest) if p not in manifest.get("files", {})]
         if missing:
             raise BundleError(f"{root / MANIFEST}: lacks the parts {', '.join(missing)}")
         if precision in ("fp16", "int8") and not any(p.endswith(f"_{precision}") for p in manifest["files"]):

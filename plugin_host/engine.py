@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sideman.export.bundle_format import BAND_CODEC
 from sideman.numerics.autoencoder import Codec, CodecConfig
+from sideman.numerics.band_codec import BandCodec, BandCodecConfig
 from sideman.numerics.guidance import karras_levels
 from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, heun, sample_latents, slerp
 from sideman.numerics.spectral import log_mel
@@ -52,16 +54,20 @@ class OnnxEngine:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
             bundle, providers, intra_threads, precision=precision)
         man = self.bundle.manifest
-        ae = man["autoencoder"]
-        eq_db = None
-        if self.bundle.has("decoder_eq"):  # bundles before the equaliser have none
-            with np.load(self.bundle.root / man["files"]["decoder_eq"]["path"]) as f:
-                eq_db = f["eq_db"]
-        self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k not in ("decode_steps", "decode_mode")}),
-                           self.bundle.runner("encoder"), self.bundle.runner("decoder"),
-                           self.bundle.runner("denoiser"), eq_db=eq_db)
-        self.decode_steps = ae.get("decode_steps", 2)
-        self.decode_mode = ae.get("decode_mode", "sequential")  # bundles before the field: M2L2's loop
+        if man.get("codec", {}).get("kind") == BAND_CODEC:  # signal processing only: no networks
+            self.codec = BandCodec(BandCodecConfig(**{k: v for k, v in man["codec"].items() if k != "kind"}))
+            self.decode_steps, self.decode_mode = 1, "deterministic"
+        else:
+            ae = man["autoencoder"]
+            eq_db = None
+            if self.bundle.has("decoder_eq"):  # bundles before the equaliser have none
+                with np.load(self.bundle.root / man["files"]["decoder_eq"]["path"]) as f:
+                    eq_db = f["eq_db"]
+            self.codec = Codec(CodecConfig(**{k: v for k, v in ae.items() if k not in ("decode_steps", "decode_mode")}),
+                               self.bundle.runner("encoder"), self.bundle.runner("decoder"),
+                               self.bundle.runner("denoiser"), eq_db=eq_db)
+            self.decode_steps = ae.get("decode_steps", 2)
+            self.decode_mode = ae.get("decode_mode", "sequential")  # bundles before the field: M2L2's loop
         self.sample_rate = int(man["sample_rate"])
         self.bundle_id = self.bundle.bundle_id
         self.max_steps = int(man["dit"]["max_steps"])

@@ -288,3 +288,39 @@ def test_decode_mode_is_recorded_and_followed(engine, tmp_path):
     assert one.bundle.manifest["autoencoder"]["decode_steps"] == 1 == one.decode_steps
     with pytest.raises(ValueError, match="decode_steps"):
         make_tiny_bundle(tmp_path / "bad", decode_steps=3, check=False)
+
+
+def test_a_band_codec_bundle_generates_through_the_engine(tmp_path):
+    """A bundle whose codec is the band codec holds no codec networks: its manifest carries
+    the codec's settings, the reader asks only for the DiT step, and the engine encodes
+    contexts and decodes stems with numerics.band_codec."""
+    from dataclasses import replace
+
+    from bundle_fixture import perturb
+    from sideman.export.bundle import export_bundle
+    from sideman.models.consistency import ConsistencyPrecond
+    from sideman.models.dit import PRESETS as DIT_PRESETS, DiT
+    from sideman.numerics.band_codec import BandCodec, BandCodecConfig
+    from sideman.plugin_host.engine import OnnxEngine
+    from sideman.plugin_host.engine_api import GenerationSettings
+
+    codec = BandCodec(BandCodecConfig(pool=4))
+    dit = perturb(ConsistencyPrecond(DiT(replace(DIT_PRESETS["tiny"], latent_channels=codec.latent_dim))), seed=5)
+    bundle = export_bundle(tmp_path / "band", codec, dit, name="tiny-band", int8=True)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["codec"]["kind"] == "band" and manifest["codec"]["pool"] == 4
+    assert "autoencoder" not in manifest and not {"encoder", "decoder", "denoiser"} & set(manifest["files"])
+    assert manifest["latent_channels"] == codec.latent_dim == 287 and manifest["hop"] == 2048
+    engine = OnnxEngine(bundle)
+    assert isinstance(engine.codec, BandCodec) and engine.codec.cfg == codec.cfg
+    t = np.arange(3 * 48_000) / 48_000
+    context = np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+    stem = engine.generate(context, 3.0, GenerationSettings(seed=1, steps=2))
+    assert stem.shape == (2, 3 * 48_000) and np.isfinite(stem).all() and np.abs(stem).max() > 0
+    again = engine.generate(context, 3.0, GenerationSettings(seed=1, steps=2))
+    assert np.array_equal(stem, again)
+    rec = engine.reconstruct(context, seed=0)
+    assert np.allclose(rec, codec.decode(codec.encode(context[None]), length=context.shape[-1])[0])
+    wrong = perturb(ConsistencyPrecond(DiT(DIT_PRESETS["tiny"])), seed=5)
+    with pytest.raises(ValueError, match="latent size 287"):
+        export_bundle(tmp_path / "wrong", codec, wrong)

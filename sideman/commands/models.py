@@ -26,7 +26,10 @@ def _export(args: argparse.Namespace) -> int:
     from sideman.models.clap_house import HouseClap
     from sideman.models.dit_checkpoint import load_dit
 
-    out = export_bundle(args.out, load_autoencoder(args.autoencoder), load_dit(args.dit),
+    from sideman.commands.options import band_codec_option
+
+    codec = band_codec_option(str(args.autoencoder)) or load_autoencoder(Path(args.autoencoder))
+    out = export_bundle(args.out, codec, load_dit(args.dit),
                         HouseClap.load(args.clap) if args.clap else None,
                         ClapBridge.load(args.bridge) if args.bridge else None,
                         name=args.name, fp16=args.fp16, int8=args.int8, check=not args.no_check,
@@ -192,7 +195,8 @@ def register(sub) -> None:
     presets.set_defaults(func=_presets)
 
     export = sub.add_parser("export", help="write a model bundle (ONNX files + manifest)")
-    export.add_argument("--autoencoder", type=Path, required=True, help="autoencoder file")
+    export.add_argument("--autoencoder", required=True,
+                        help="the codec: an autoencoder file, or 'band' / 'band:FRAMES' (the band codec)")
     export.add_argument("--dit", type=Path, required=True, help="C-DiT file (models.dit_checkpoint)")
     export.add_argument("--clap", type=Path, help="house CLAP file (text prompts, style audio)")
     export.add_argument("--bridge", type=Path, help="CLAP bridge file")

@@ -37,3 +37,16 @@ def add_dataclass_options(parser: argparse.ArgumentParser, kind, fields=None) ->
 def from_options(kind, args: argparse.Namespace):
     """An instance of `kind` from the parsed options (fields without an option keep their default)."""
     return kind(**{f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if hasattr(args, f.name)})
+
+
+def band_codec_option(spec: str):
+    """The band codec (numerics.band_codec) named by a codec option's value, 'band' or
+    'band:FRAMES' (STFT frames per latent; default 4), or None for any other value."""
+    if spec != "band" and not spec.startswith("band:"):
+        return None
+    from sideman.numerics.band_codec import BandCodec, BandCodecConfig
+
+    pool = spec.partition(":")[2] or "4"
+    if not pool.isdigit() or int(pool) < 1:
+        raise ValueError(f"{spec}: the band codec takes a whole number of frames per latent, e.g. band:4")
+    return BandCodec(BandCodecConfig(pool=int(pool)))

@@ -21,16 +21,12 @@ def _stage_options(parser: argparse.ArgumentParser, name: str) -> None:
 def _pair_codec(spec: str):
     """--autoencoder: "band" or "band:FRAMES" (numerics.band_codec), a bundle folder (its ONNX
     codec), or an autoencoder file or spectral codec checkpoint."""
+    from sideman.commands.options import band_codec_option
     from sideman.training.dit_data import NumpyCodec
 
-    if spec == "band" or spec.startswith("band:"):
-        from sideman.numerics.band_codec import BandCodec, BandCodecConfig
-
-        pool = spec.partition(":")[2] or "4"
-        if not pool.isdigit() or int(pool) < 1:
-            raise ValueError(f"--autoencoder {spec}: the band codec takes a whole number of frames, e.g. band:4")
-        codec = BandCodec(BandCodecConfig(pool=int(pool)))
-        return NumpyCodec(codec, codec.cfg.latent_hop, codec.latent_dim)
+    band = band_codec_option(spec)
+    if band is not None:
+        return NumpyCodec(band, band.cfg.latent_hop, band.latent_dim)
     if Path(spec).is_dir():
         from sideman.plugin_host.engine import OnnxEngine
 
