@@ -6,6 +6,7 @@ Resampling uses libsoxr at its very-high-quality setting. Errors name the file.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,48 @@ class AudioFileError(ValueError):
     """A stem cannot be used as it is; the message names the file and the reason."""
 
 
+# One wording for each kind of input failure, wherever a file is read (generate, demo, the
+# host, the data readers). `path` is shown as given, e.g. "--context song.wav".
+def no_such_file(path) -> AudioFileError:
+    return AudioFileError(f"{path}: no such file")
+
+
+def not_audio(path) -> AudioFileError:
+    return AudioFileError(f"{path}: not an audio file (WAV, FLAC, AIFF, OGG or MP3)")
+
+
+def unreadable(path, reason: str) -> AudioFileError:
+    return AudioFileError(f"{path}: cannot read it ({reason})")
+
+
+def wrong_channels(path, channels: int) -> AudioFileError:
+    return AudioFileError(f"{path}: has {channels} channels; Sideman reads mono or stereo "
+                          f"(downmix it or split it into stereo files first)")
+
+
+def no_frames(path) -> AudioFileError:
+    return AudioFileError(f"{path}: holds no audio frames")
+
+
+def read_error(path, exc: Exception) -> AudioFileError:
+    """The wording for an exception raised by soundfile while opening or decoding `path`."""
+    if getattr(exc, "code", None) == 1:  # libsndfile's SF_ERR_UNRECOGNISED_FORMAT
+        return not_audio(path)
+    reason = getattr(exc, "error_string", None) or str(exc)
+    return unreadable(path, reason.rstrip("."))
+
+
+def check_readable(path: Path, shown=None) -> None:
+    """AudioFileError, worded as above, unless `path` is an existing readable file."""
+    shown = path if shown is None else shown
+    if not os.path.lexists(path):
+        raise no_such_file(shown)
+    if Path(path).is_dir():
+        raise unreadable(shown, "it is a folder")
+    if not os.access(path, os.R_OK):
+        raise unreadable(shown, "permission denied")
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     path: Path
@@ -36,20 +79,20 @@ class AudioInfo:
 
 def audio_info(path: Path) -> AudioInfo:
     """Header facts of an audio file; raises AudioFileError if it cannot be read."""
+    check_readable(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:
-        raise AudioFileError(f"{path}: cannot read audio file ({exc})") from exc
+        raise read_error(path, exc) from exc
     if info.frames <= 0:
-        raise AudioFileError(f"{path}: file holds no audio frames")
+        raise no_frames(path)
     return AudioInfo(Path(path), int(info.samplerate), int(info.channels), int(info.frames))
 
 
 def check_channels(info: AudioInfo) -> None:
     """Mono and stereo are usable (mono becomes dual-mono); more channels are refused."""
     if info.channels > 2:
-        raise AudioFileError(f"{info.path}: has {info.channels} channels; stems must be mono or "
-                             f"stereo (split or downmix it to stereo first)")
+        raise wrong_channels(info.path, info.channels)
 
 
 def to_stereo(audio: np.ndarray) -> np.ndarray:
@@ -86,7 +129,7 @@ def load_audio(path: Path, start: int = 0, frames: int | None = None,
         raw, _ = sf.read(str(path), start=src_start, stop=max(src_start, src_stop),
                          dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+        raise read_error(path, exc) from exc
     audio = to_stereo(np.ascontiguousarray(raw.T))
     if info.sample_rate != sample_rate:
         audio = resample(audio, info.sample_rate, sample_rate)
@@ -96,6 +139,21 @@ def load_audio(path: Path, start: int = 0, frames: int | None = None,
     n = min(frames, audio.shape[1])
     out[:, :n] = audio[:, :n]
     return out
+
+
+def load_input(path: Path, what: str) -> np.ndarray:
+    """A user's input file (a context, a style reference) as (2, N) float32 at 48 kHz. Errors
+    name the option: "--context song.txt: not an audio file (...)"; NaN or infinite samples
+    are refused."""
+    shown = f"{what} {path}"
+    check_readable(path, shown)
+    try:
+        audio = load_audio(path)
+    except AudioFileError as exc:
+        raise AudioFileError(f"{what} {exc}") from None
+    if not np.isfinite(audio).all():
+        raise AudioFileError(f"{shown}: holds NaN or infinite samples; refusing to generate from it")
+    return audio
 
 
 def block_rms(path: Path, block: int = 4096, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -119,7 +177,7 @@ def block_rms(path: Path, block: int = 4096, sample_rate: int = SAMPLE_RATE) -> 
             counts += np.bincount(idx, minlength=n_blocks)[:n_blocks]
             pos += len(power)
     except Exception as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+        raise read_error(path, exc) from exc
     return sums / np.maximum(counts, 1)
 
 

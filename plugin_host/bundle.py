@@ -24,6 +24,15 @@ class BundleError(RuntimeError):
     """A bundle that cannot be used: missing, corrupted, or of another format version."""
 
 
+def manifest_max_steps(root: str | os.PathLike) -> int | None:
+    """The most sampling steps the bundle at `root` allows, read from its manifest alone (no
+    model loads, no hash checked); None when the manifest cannot be read."""
+    try:
+        return int(json.loads((Path(root) / MANIFEST).read_text())["dit"]["max_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def available_providers() -> list[str]:
     import onnxruntime as ort
     return ort.get_available_providers()

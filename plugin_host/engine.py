@@ -155,9 +155,12 @@ class OnnxEngine:
 
     def generate(self, context: np.ndarray | None, seconds: float, settings: GenerationSettings,
                  progress: Progress | None = None, controls: Controls = Controls()) -> np.ndarray:
-        """A stem (2, round(seconds * 48000)) fitting `context` (2, N) or None."""
+        """A stem (2, round(seconds * 48000)) fitting `context` (2, N) or None.
+
+        progress(step, total) after each sampling step: total is the number of steps sampled
+        (`settings.steps`, fewer for a variation); decoding follows the last."""
         if not 1 <= settings.steps <= self.max_steps:
-            raise ValueError(f"steps must be 1..{self.max_steps}, got {settings.steps}")
+            raise ValueError(f"steps must be within 1..{self.max_steps}, got {settings.steps}")
         n = int(round(seconds * self.sample_rate))
         if n <= 0:
             raise ValueError(f"seconds must be positive, got {seconds}")
@@ -179,22 +182,14 @@ class OnnxEngine:
             hop = self.codec.cfg.latent_hop / self.sample_rate
             for start, end in controls.keep:
                 keep[max(0, int(np.floor(start / hop))):int(np.ceil(end / hop))] = True
-        total = settings.steps + 1
-
-        def report(step: int, _: int) -> None:
-            if progress is not None:
-                progress(step, total)
-
         rng = np.random.default_rng(settings.seed)
         latents = sample_latents(f, (1, self.codec.cfg.latent_dim, frames),
                                  SamplerSettings(steps=settings.steps, w_context=settings.guidance_context,
                                                  w_clap=settings.guidance_clap, strength=controls.strength,
                                                  loop=controls.loop),
-                                 rng, take, keep, report)
-        audio = self.codec.decode(latents / self.latent_scale, length=n, steps=self.decode_steps, rng=rng,
-                                  mode=self.decode_mode)[0]
-        report(total, total)
-        return audio
+                                 rng, take, keep, progress)
+        return self.codec.decode(latents / self.latent_scale, length=n, steps=self.decode_steps, rng=rng,
+                                 mode=self.decode_mode)[0]
 
 
 def _fit(audio: np.ndarray, n: int) -> np.ndarray:

@@ -112,8 +112,10 @@ class Host:
             return
         try:
             embed_text(["warm up"])
-        except Exception as exc:  # a bundle without a text tower: nothing to load
+        except ValueError as exc:  # a bundle without a text tower: nothing to load
             log.debug("no text encoder to load: %s", exc)
+        except Exception as exc:  # e.g. the text encoder's files are not installed
+            log.warning("text prompts will fail: %s", exc)
 
     def _sweep_tmp(self) -> list[str]:
         """Empty SESSION/tmp (only this host writes there); returns what was removed."""
@@ -271,7 +273,7 @@ class Host:
 
     def _on_steps(self, instance, args, source):
         if not 1 <= args["steps"] <= self.engine.max_steps:
-            raise ValueError(f"steps must be 1..{self.engine.max_steps}, got {args['steps']}")
+            raise ValueError(f"steps must be within 1..{self.engine.max_steps}, got {args['steps']}")
         self.instances.update(instance, steps=args["steps"])
         self._ack(instance, source, args["req"], "steps")
 

@@ -19,7 +19,8 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from sideman.data.audio import AudioFileError, resample, to_stereo
+from sideman.data.audio import (AudioFileError, no_frames, no_such_file, read_error, resample, to_stereo,
+                                wrong_channels)
 
 
 class PathRefused(PermissionError):
@@ -69,7 +70,7 @@ class FolderPolicy:
             fd = self._open_walk(root, parts) if _WALK else self._open_checked(resolved)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
-                raise ValueError(f"'{path}' does not exist") from None
+                raise no_such_file(path) from None
             if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                 raise PathRefused(f"'{path}' changed to a symbolic link or a file since it was checked; "
                                   f"refused") from None
@@ -123,9 +124,9 @@ class FolderPolicy:
                 with sf.SoundFile(f) as sound:
                     rate, channels, frames = sound.samplerate, sound.channels, sound.frames
                     if frames <= 0:
-                        raise AudioFileError(f"{path}: file holds no audio frames")
+                        raise no_frames(path)
                     if channels > 2:
-                        raise AudioFileError(f"{path}: has {channels} channels; mono or stereo only")
+                        raise wrong_channels(path, channels)
                     if not MIN_RATE <= rate <= MAX_RATE:  # bounds the frames read as well as the length
                         raise AudioFileError(f"{path}: sample rate {rate} Hz is not within "
                                              f"{MIN_RATE}..{MAX_RATE}")
@@ -136,7 +137,7 @@ class FolderPolicy:
             except AudioFileError:
                 raise
             except Exception as exc:
-                raise AudioFileError(f"{path}: cannot read audio file ({exc})") from None
+                raise read_error(path, exc) from None
         if not np.isfinite(raw).all():
             raise AudioFileError(f"{path}: holds NaN or infinite samples")
         audio = to_stereo(np.ascontiguousarray(raw.T))

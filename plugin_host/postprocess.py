@@ -20,6 +20,8 @@ import pyo  # noqa: E402
 from sideman.numerics.loudness import integrated_loudness  # noqa: E402
 
 FADE_SECONDS = 0.01
+CONTEXT_OFFSET_DB = -3.0  # a take sits this far below its context's integrated loudness
+MAX_PEAK = 0.99  # `generate` and `demo` never write a sample above this (-0.09 dBFS)
 
 
 def bar_seconds(bpm: float, beats_per_bar: int) -> float:
@@ -40,18 +42,41 @@ def bar_aligned_seconds(seconds: float, bpm: float, beats_per_bar: int) -> float
     return max(1, round(seconds / bar)) * bar
 
 
+def gain_to(take: np.ndarray, target_lufs: float, sample_rate: int) -> float:
+    """Linear gain that puts the take's integrated loudness at `target_lufs`; 1.0 when the
+    take is silent or too short to measure (< 0.4 s)."""
+    if take.shape[-1] < 0.4 * sample_rate:
+        return 1.0
+    lt = integrated_loudness(take, sample_rate)
+    return float(10 ** ((target_lufs - lt) / 20)) if math.isfinite(lt) else 1.0
+
+
 def loudness_gain(take: np.ndarray, context: np.ndarray | None, sample_rate: int,
-                  offset_db: float = -3.0) -> float:
+                  offset_db: float = CONTEXT_OFFSET_DB) -> float:
     """Linear gain that puts the take `offset_db` below the context's integrated loudness.
 
     Returns 1.0 when either is silent or too short to measure (< 0.4 s).
     """
-    if context is None or min(take.shape[-1], context.shape[-1]) < 0.4 * sample_rate:
+    if context is None or context.shape[-1] < 0.4 * sample_rate:
         return 1.0
-    lt, lc = integrated_loudness(take, sample_rate), integrated_loudness(context, sample_rate)
-    if not (math.isfinite(lt) and math.isfinite(lc)):
-        return 1.0
-    return float(10 ** ((lc + offset_db - lt) / 20))
+    lc = integrated_loudness(context, sample_rate)
+    return gain_to(take, lc + offset_db, sample_rate) if math.isfinite(lc) else 1.0
+
+
+def set_loudness(take: np.ndarray, context: np.ndarray | None, sample_rate: int,
+                 loudness: str | float = "context", peak: float = MAX_PEAK) -> np.ndarray:
+    """The take at the loudness `generate` and `demo` write: "context" (the default, as the
+    host hands takes to the DAW: `CONTEXT_OFFSET_DB` below the context's loudness; unchanged
+    without a context), a number in LUFS, or "off" (as the model made it). A gain that would
+    lift a sample above `peak` is lowered to reach it exactly."""
+    if loudness == "off":
+        return take
+    gain = (loudness_gain(take, context, sample_rate) if loudness == "context"
+            else gain_to(take, float(loudness), sample_rate))
+    top = float(np.abs(take).max(initial=0.0))
+    if top * gain > peak:
+        gain = peak / top
+    return (take * np.float32(gain)).astype(np.float32)
 
 
 def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,

@@ -7,9 +7,14 @@ from pathlib import Path
 EMBEDDED_BUNDLE = Path(__file__).resolve().parent / "default_bundle"
 
 
+def bundle_path() -> Path:
+    """Where the bundle used when none is given should be: $SIDEMAN_BUNDLE, else the embedded one."""
+    return Path(os.environ.get("SIDEMAN_BUNDLE", EMBEDDED_BUNDLE))
+
+
 def default_bundle() -> Path:
-    """The bundle used when none is given: $SIDEMAN_BUNDLE, else the embedded one."""
-    path = Path(os.environ.get("SIDEMAN_BUNDLE", EMBEDDED_BUNDLE))
+    """The bundle used when none is given (`bundle_path`); FileNotFoundError if it is not there."""
+    path = bundle_path()
     if not (path / "manifest.json").is_file():
         raise FileNotFoundError(f"no model bundle at {path}: pass --bundle DIR (make one with "
                                 f"`sideman export`) or set SIDEMAN_BUNDLE")

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_data_check_names_bad_files(tmp_path):
     proc = sideman("data", "check", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "layout 'folder', 1 usable songs, 2 stems" in proc.stdout
-    assert "guitar.wav" in proc.stdout and "cannot read" in proc.stdout
+    assert "guitar.wav: not an audio file" in proc.stdout
 
 
 def test_pairs_write_and_clear_errors(tmp_path):
@@ -200,7 +201,7 @@ def test_generate_refuses_bad_input_and_output_before_the_model_loads(tmp_path):
         (["--context", context, "-o", tmp_path / "a-file" / "o.wav"], "is not a writable folder"),
         (["--context", tmp_path / "missing.wav", "-o", tmp_path / "o.wav"], "no such file"),
         (["--context", context, "-o", tmp_path / "o.wav", "--seconds", "nan"], "must be a finite number"),
-        (["--context", context, "-o", tmp_path / "o.wav", "--seconds", "-1"], "--seconds must be within"),
+        (["--context", context, "-o", tmp_path / "o.wav", "--seconds", "-1"], "--seconds must be above 0 and at most 3600 s, got -1"),
         (["--context", context, "-o", tmp_path / "o.wav", "--guidance", "inf", "1"], "must be a finite number"),
         (["--context", context, "-o", tmp_path / "o.wav", "--strength", "2"], "--strength must be within"),
         (["--context", context, "-o", tmp_path / "o.wav", "--seed", "-1"], "--seed must be at least 0"),
@@ -237,7 +238,7 @@ def test_serve_beyond_loopback_warns_and_limits_are_options(tmp_path, tiny_bundl
     from pythonosc.osc_message_builder import OscMessageBuilder
 
     bad = sideman("serve", "--bundle", tmp_path / "no-bundle", "--max-queued", 0)
-    assert bad.returncode == 2 and "max_queued must be an integer >= 1" in bad.stderr
+    assert bad.returncode == 2 and "--max-queued must be at least 1, got 0" in bad.stderr
     proc = subprocess.Popen([sys.executable, "-m", "sideman.cli", "serve", "--bundle", tiny_bundle,
                              "--host", "0.0.0.0", "--port", "0", "--threads", "1", "--max-instances", "1",
                              "--session", tmp_path / "session", "--cache", tmp_path / "cache"],
@@ -267,3 +268,88 @@ def test_serve_beyond_loopback_warns_and_limits_are_options(tmp_path, tiny_bundl
             proc.kill()
             proc.wait()
     assert "no authentication" in proc.stderr.read()
+
+
+# ---------------------------------------------------------------- messages (issue 18)
+
+def test_each_kind_of_input_failure_has_one_wording(tmp_path):
+    """Missing, not audio, unreadable and too many channels read the same in `generate`,
+    `demo` and the host's reads (serve), each naming the file; none reaches the model."""
+    from sideman.plugin_host.paths import FolderPolicy
+
+    missing, text, folder = tmp_path / "missing.wav", tmp_path / "notes.wav", tmp_path / "folder.wav"
+    text.write_text("these are words, not samples")
+    folder.mkdir()
+    six = write(tmp_path / "six.wav", tone(200, 0.5, channels=6))
+    wording = {missing: "no such file", text: "not an audio file (WAV, FLAC, AIFF, OGG or MP3)",
+               folder: "cannot read it (it is a folder)",
+               six: "has 6 channels; Sideman reads mono or stereo"}
+    for path, words in wording.items():
+        for command in (["generate", "-o", tmp_path / "out.wav"], ["demo", "--out", tmp_path / "demo"]):
+            proc = sideman(*command, "--context", path, "--bundle", tmp_path / "no-bundle")
+            assert proc.returncode == 2, proc.stderr[-600:]
+            assert f"sideman: error: --context {path}: {words}" in proc.stderr, proc.stderr[-600:]
+            assert "Traceback" not in proc.stderr and "System error" not in proc.stderr
+    policy = FolderPolicy(tmp_path)
+    for path in (missing, text, six):
+        with pytest.raises(ValueError) as info:
+            policy.read_audio(path, 48000, 60.0)
+        assert str(info.value) == f"{path}: {wording[path]}" or str(info.value).startswith(
+            f"{path}: {wording[path]}"), str(info.value)
+    assert not (tmp_path / "out.wav").exists() and not (tmp_path / "demo").exists()
+
+
+def test_numeric_options_state_their_range(tmp_path):
+    """--steps 0, -3 and 9 are refused alike with the bundle's range; every other number with
+    its range; nothing runs."""
+    context = write(tmp_path / "ctx.wav", tone(220, 1.0))
+    for steps in ("0", "-3", "9"):
+        for command in (["generate", "--context", context, "-o", tmp_path / "o.wav"], ["demo", "--out", tmp_path / "d"]):
+            proc = sideman(*command, "--steps", steps)
+            assert proc.returncode == 2 and f"--steps must be within 1..8, got {steps}" in proc.stderr, proc.stderr
+    cases = [(["generate", "--context", context, "-o", tmp_path / "o.wav", "--clap-mix", "1.5"],
+              "--clap-mix must be within 0..1, got 1.5"),
+             (["generate", "--context", context, "-o", tmp_path / "o.wav", "--threads", "-1"],
+              "--threads must be at least 0, got -1"),
+             (["generate", "--context", context, "-o", tmp_path / "o.wav", "--loudness", "3"],
+              "within -70..0 LUFS"),
+             (["generate", "--context", context, "-o", tmp_path / "o.wav", "--loudness", "loud"],
+              "takes 'context', 'off' or a loudness in LUFS"),
+             (["demo", "--seed", "-2"], "--seed must be at least 0, got -2"),
+             (["serve", "--port", "70000"], "--port must be within 0..65535, got 70000"),
+             (["serve", "--max-seconds", "inf"], "--max-seconds must be a finite number"),
+             (["audition", context, context, "--take-gain", "40"], "--take-gain must be within -60..24 dB, got 40")]
+    for argv, fragment in cases:
+        proc = sideman(*argv)
+        assert proc.returncode == 2 and fragment in proc.stderr, (argv, proc.stderr[-600:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctx.wav"]
+
+
+@pytest.mark.slow
+def test_generate_and_demo_write_the_same_loudness(tmp_path):
+    """Both match the context (3 LU under it) by default, the same stem for the same seed;
+    --loudness sets LUFS or keeps the model's level; the progress bar counts the real steps."""
+    from sideman.numerics.loudness import integrated_loudness
+
+    example = Path(__file__).resolve().parents[1] / "sideman" / "examples" / "context.flac"
+    demo = sideman("demo", "--out", tmp_path / "demo", "--steps", 3, timeout=600)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    runs = {}
+    for name, extra in (("context", []), ("lufs", ["--loudness", "-20"]), ("off", ["--loudness", "off"])):
+        proc = subprocess.run([sys.executable, "-m", "sideman.cli", "generate", "--context", str(example),
+                               "--prompt", "bass line", "--steps", "3", "-o", str(tmp_path / f"{name}.wav"), *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = sf.read(tmp_path / f"{name}.wav", always_2d=True)[0].T
+        assert "3/3" in proc.stderr and "4/4" not in proc.stderr, proc.stderr[-500:]
+    stem = sf.read(tmp_path / "demo" / "stem.wav", always_2d=True)[0].T
+    context = sf.read(tmp_path / "demo" / "context.wav", always_2d=True)[0].T
+    level = {k: integrated_loudness(v, 48000) for k, v in runs.items()}
+    assert abs(integrated_loudness(stem, 48000) - level["context"]) < 0.01
+    if np.abs(runs["context"]).max() < 0.989:  # not held back by the peak limit
+        assert abs(level["context"] - (integrated_loudness(context, 48000) - 3.0)) < 0.05
+    if np.abs(runs["lufs"]).max() < 0.989:
+        assert abs(level["lufs"] + 20.0) < 0.05
+    assert np.abs(runs["context"]).max() <= 0.99 + 1e-6 and np.abs(runs["lufs"]).max() <= 0.99 + 1e-6
+    off_gain = np.sqrt(np.mean(runs["context"] ** 2) / np.mean(runs["off"] ** 2))
+    assert np.allclose(runs["context"], runs["off"] * off_gain, atol=1e-4)

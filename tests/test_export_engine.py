@@ -151,7 +151,7 @@ def test_generation_shapes_seeds_and_progress(engine):
     settings = GenerationSettings(prompt="warm upright bass", seed=7, steps=3)
     a = engine.generate(ctx, 1.2, settings, lambda s, n: steps.append((s, n)))
     assert a.shape == (2, 57600) and a.dtype == np.float32 and np.isfinite(a).all()
-    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert steps == [(1, 3), (2, 3), (3, 3)]  # the steps sampled, no more
     assert np.array_equal(a, engine.generate(ctx, 1.2, settings))
     assert not np.array_equal(a, engine.generate(ctx, 1.2, GenerationSettings(prompt="warm upright bass", seed=8, steps=3)))
     unconditional = engine.generate(None, 0.3, GenerationSettings(seed=1, steps=1))

@@ -5,6 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from sideman.commands.options import add_number
 from sideman.plugin_host.bundle import PRECISION_HELP, PRECISIONS
 from sideman.plugin_host.daw import add_arguments as add_daw_arguments
 
@@ -58,34 +59,37 @@ def register(sub) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: loopback; any other address is warned "
                             "about: the host has no authentication)")
-    serve.add_argument("--port", type=int, default=9050)
+    add_number(serve, "--port", low=0, high=65535, default=9050,
+               help="UDP port to listen on; 0 picks a free one (default: 9050, the plugin's)")
     serve.add_argument("--session", type=Path, help="session folder (takes, instances)")
     serve.add_argument("--cache", type=Path, help="folder plugins write context files into")
-    serve.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    add_number(serve, "--threads", low=0, default=0, help="onnxruntime threads (0: all cores)")
     serve.add_argument("--precision", default="auto", choices=PRECISIONS,
                        help=PRECISION_HELP)
     limits = serve.add_argument_group("limits (docs/osc.md)")
-    limits.add_argument("--max-instances", type=int, default=defaults.max_instances,
+    add_number(limits, "--max-instances", low=1, default=defaults.max_instances,
                         help=f"plugin instances the session keeps (default {defaults.max_instances})")
-    limits.add_argument("--max-queued", type=int, default=defaults.max_queued,
+    add_number(limits, "--max-queued", low=1, default=defaults.max_queued,
                         help=f"generation jobs waiting, all instances together (default {defaults.max_queued})")
-    limits.add_argument("--max-queued-per-instance", type=int, default=defaults.max_queued_per_instance,
+    add_number(limits, "--max-queued-per-instance", low=1, default=defaults.max_queued_per_instance,
                         help="jobs waiting per instance; a newer request supersedes the oldest "
                              f"(default {defaults.max_queued_per_instance})")
-    limits.add_argument("--max-bundle", type=int, default=defaults.max_messages,
+    add_number(limits, "--max-bundle", low=1, default=defaults.max_messages,
                         help="messages in one datagram, so replies per datagram; a larger bundle is "
                              f"refused whole with one error (default {defaults.max_messages})")
-    limits.add_argument("--max-seconds", type=float, default=defaults.max_take_seconds,
+    add_number(limits, "--max-seconds", kind=float, low=1, unit="s", default=defaults.max_take_seconds,
                         help=f"a take's length after rounding to whole bars (default {defaults.max_take_seconds:g})")
-    limits.add_argument("--max-input-seconds", type=float, default=defaults.max_input_seconds,
+    add_number(limits, "--max-input-seconds", kind=float, low=1, unit="s", default=defaults.max_input_seconds,
                         help=f"length of context and style files (default {defaults.max_input_seconds:g})")
     add_daw_arguments(serve)
     serve.set_defaults(func=_serve)
 
     aud = sub.add_parser("audition", help="play a take over its context on the sound card (pyo)")
-    aud.add_argument("context", type=Path)
-    aud.add_argument("take", type=Path)
-    aud.add_argument("--take-gain", type=float, default=0.0, help="dB")
-    aud.add_argument("--audio", default="portaudio", choices=("portaudio", "jack"))
-    aud.add_argument("--loop", action="store_true")
+    aud.add_argument("context", type=Path, help="the song (an audio file)")
+    aud.add_argument("take", type=Path, help="the generated take to play over it")
+    add_number(aud, "--take-gain", kind=float, low=-60, high=24, unit="dB", default=0.0,
+               help="gain of the take against the context")
+    aud.add_argument("--audio", default="portaudio", choices=("portaudio", "jack"),
+                     help="the sound card's driver (default: portaudio)")
+    aud.add_argument("--loop", action="store_true", help="play until interrupted")
     aud.set_defaults(func=_audition)

@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 
+from sideman.commands.options import add_loudness_option, add_number
 from sideman.plugin_host.bundle import PRECISION_HELP, PRECISIONS
 
 
@@ -41,28 +42,31 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_input(path: Path, what: str):
-    """A (2, N) 48 kHz input, refused with its name when it holds NaN or infinite samples."""
-    import numpy as np
-
-    from sideman.data.audio import load_audio
-
-    audio = load_audio(path)
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{what} {path} holds NaN or infinite samples; refusing to generate from it")
-    return audio
-
-
 def _read_context(paths: list[Path]):
     """One file, or several stems mixed by summing (all read at 48 kHz stereo)."""
     import numpy as np
 
-    clips = [_read_input(p, "--context") for p in paths]
+    from sideman.data.audio import load_input
+
+    clips = [load_input(p, "--context") for p in paths]
     n = max(c.shape[1] for c in clips)
     mix = np.zeros((2, n), np.float32)
     for c in clips:
         mix[:, :c.shape[1]] += c
     return mix
+
+
+def check_steps(steps: int | None, bundle: Path | None) -> None:
+    """--steps within 1..the bundle's max_steps (read from its manifest before any model
+    loads; at least 1 when the manifest cannot be read: opening the bundle says why)."""
+    if steps is None:
+        return
+    from sideman.defaults import bundle_path
+    from sideman.plugin_host.bundle import manifest_max_steps
+
+    from sideman.commands.options import check_number
+
+    check_number("--steps", steps, 1, manifest_max_steps(bundle or bundle_path()))
 
 
 def _parse_keep(spec: str) -> tuple[float, float]:
@@ -109,30 +113,20 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_generate_args(args: argparse.Namespace) -> tuple[str, str]:
-    """Everything about `generate`'s options that can be checked before the model loads:
-    inputs exist, numbers are finite and in range, and the output is a new file (or --force)
+    """Everything about `generate`'s options that can be checked before the model loads (the
+    parser checked each number's range): inputs exist and can be read, --steps is within the
+    bundle's range, and the output is a new file (or --force)
     of a known audio type in a writable folder that is none of the inputs. Returns the
     output's (format, subtype)."""
+    from sideman.data.audio import check_readable
+
     inputs = [("--context", p) for p in args.context or ()]
     inputs += [(name, getattr(args, attr)) for name, attr in (("--style-audio", "style_audio"),
                                                                ("--variation-of", "variation_of"))
                if getattr(args, attr)]
     for name, path in inputs:
-        if not path.is_file():
-            raise ValueError(f"{name} {path}: no such file")
-    checks = [("--seconds", args.seconds, args.seconds is None or 0 < args.seconds <= MAX_GENERATE_SECONDS,
-               f"within 0..{MAX_GENERATE_SECONDS:g} s"),
-              ("--strength", args.strength, 0 <= args.strength <= 1, "within 0..1"),
-              ("--clap-mix", args.clap_mix, 0 <= args.clap_mix <= 1, "within 0..1"),
-              ("--guidance", args.guidance[0], 0 <= args.guidance[0] <= 10, "within 0..10"),
-              ("--guidance", args.guidance[1], 0 <= args.guidance[1] <= 10, "within 0..10"),
-              ("--steps", args.steps, args.steps is None or args.steps >= 1, "at least 1"),
-              ("--seed", args.seed, args.seed >= 0, "at least 0")]
-    for name, value, ok, rule in checks:
-        if value is not None and isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
-        if not ok:
-            raise ValueError(f"{name} must be {rule}, got {value}")
+        check_readable(path, f"{name} {path}")
+    check_steps(args.steps, args.bundle)
     out = args.output
     if out.is_dir() or str(out).endswith(("/", os.sep)):
         raise ValueError(f"-o {out} is a folder; name the audio file to write, e.g. {out / 'stem.wav'}")
@@ -155,35 +149,34 @@ def _generate(args: argparse.Namespace) -> int:
 
     import numpy as np
     import soundfile as sf
-    from tqdm import tqdm
 
+    from sideman.commands.options import progress_bar
+    from sideman.data.audio import load_input
     from sideman.data.files import atomic_writer
     from sideman.defaults import default_bundle
     from sideman.plugin_host.engine import Controls, OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
+    from sideman.plugin_host.postprocess import set_loudness
 
     context = _read_context(args.context) if args.context else None
-    style = _read_input(args.style_audio, "--style-audio") if args.style_audio else None
-    variation = _read_input(args.variation_of, "--variation-of") if args.variation_of else None
+    style = load_input(args.style_audio, "--style-audio") if args.style_audio else None
+    variation = load_input(args.variation_of, "--variation-of") if args.variation_of else None
     engine = OnnxEngine(args.bundle or default_bundle(), intra_threads=args.threads, precision=args.precision)
     seconds = args.seconds or (context.shape[1] / engine.sample_rate if context is not None else 10.0)
     if seconds > MAX_GENERATE_SECONDS:
         raise ValueError(f"the context is {seconds:.0f} s long; pass --seconds (at most {MAX_GENERATE_SECONDS:g})")
     settings = GenerationSettings(
         prompt=args.prompt or "", style_audio=style,
-        seed=args.seed, steps=args.steps or engine.default_steps,
+        seed=args.seed, steps=engine.default_steps if args.steps is None else args.steps,
         guidance_context=args.guidance[0], guidance_clap=args.guidance[1])
     controls = Controls(take=variation, strength=args.strength, keep=tuple(args.keep or ()), loop=args.loop,
                         clap_mix=args.clap_mix)
-    bar = tqdm(total=settings.steps + 1, desc="generating", unit="step", disable=args.quiet)
-
-    def progress(step: int, total: int) -> None:
-        bar.update(step - bar.n)
-
-    stem = engine.generate(context, seconds, settings, progress, controls)
+    bar = progress_bar(settings.steps, args.quiet)
+    stem = engine.generate(context, seconds, settings, bar, controls)
     bar.close()
     if not np.isfinite(stem).all():
         raise ValueError("the model produced NaN or infinite samples; nothing written")
+    stem = set_loudness(stem, context, engine.sample_rate, args.loudness)
     with atomic_writer(args.output) as f:  # an existing file stays whole until the new one is complete
         sf.write(f, np.ascontiguousarray(stem.T), engine.sample_rate, format=fmt, subtype=subtype)
     print(f"wrote {args.output} ({stem.shape[1] / engine.sample_rate:.2f} s, seed {args.seed})")
@@ -200,8 +193,9 @@ def register(sub) -> None:
     export.add_argument("--dit", type=Path, required=True, help="C-DiT file (models.dit_checkpoint)")
     export.add_argument("--clap", type=Path, help="house CLAP file (text prompts, style audio)")
     export.add_argument("--bridge", type=Path, help="CLAP bridge file")
-    export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--name", default="sideman")
+    export.add_argument("--out", type=Path, required=True, help='folder the bundle is written into')
+    export.add_argument("--name", default="sideman",
+                        help="the bundle's name, kept in its manifest (default: sideman)")
     export.add_argument("--fp16", action="store_true", help="also write fp16 variants for GPUs")
     export.add_argument("--int8", action="store_true",
                         help="also write int8 variants for CPUs (dynamic quantisation; `generate --precision int8`)")
@@ -216,19 +210,25 @@ def register(sub) -> None:
     gen.add_argument("--context", type=Path, nargs="+", help="a mix, or several stems to mix")
     gen.add_argument("--prompt", help="text prompt, e.g. 'warm upright bass'")
     gen.add_argument("--style-audio", type=Path, help="audio reference for the CLAP condition")
-    gen.add_argument("--clap-mix", type=float, default=0.5,
-                     help="with both a prompt and a style reference: 0 = prompt, 1 = style")
-    gen.add_argument("--steps", type=int, help="sampling steps (default: the bundle's, 5)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--guidance", type=float, nargs=2, default=(1.25, 1.25), metavar=("CONTEXT", "CLAP"))
-    gen.add_argument("--seconds", type=float, help="length (default: the context's, else 10)")
+    add_number(gen, "--clap-mix", kind=float, low=0, high=1, default=0.5,
+               help="with both a prompt and a style reference: 0 = prompt, 1 = style")
+    gen.add_argument("--steps", type=int, help="sampling steps, within 1..the bundle's max_steps "
+                                               "(default bundle: 1..8; default: the bundle's, 5)")
+    add_number(gen, "--seed", low=0, default=0, help="seed of the noise: the same seed gives the same stem")
+    add_number(gen, "--guidance", kind=float, low=0, high=10, nargs=2, default=(1.25, 1.25),
+               metavar=("CONTEXT", "CLAP"), help="classifier-free guidance weights of the context and "
+                                                 "of the CLAP condition (default: 1.25 1.25)")
+    add_number(gen, "--seconds", kind=float, low=0, above=True, high=MAX_GENERATE_SECONDS, unit="s",
+               help="length (default: the context's, else 10)")
     gen.add_argument("--variation-of", type=Path, help="a previous take to vary")
-    gen.add_argument("--strength", type=float, default=1.0, help="variation strength 0..1")
+    add_number(gen, "--strength", kind=float, low=0, high=1, default=1.0,
+               help="variation strength: 0 = the take, 1 = a fresh stem")
     gen.add_argument("--keep", type=_parse_keep, action="append", metavar="START:END",
                      help="seconds of --variation-of kept exactly (inpainting); repeatable")
     gen.add_argument("--loop", action="store_true", help="make the stem loop seamlessly")
+    add_loudness_option(gen)
     gen.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
-    gen.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    add_number(gen, "--threads", low=0, default=0, help="onnxruntime threads (0: all cores)")
     gen.add_argument("--precision", default="auto", choices=PRECISIONS,
                      help=PRECISION_HELP)
     gen.add_argument("-o", "--output", type=Path, required=True,

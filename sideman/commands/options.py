@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 _CASTS = {"int": int, "float": float, "str": str}
 
@@ -50,3 +51,92 @@ def band_codec_option(spec: str):
     if not pool.isdigit() or int(pool) < 1:
         raise ValueError(f"{spec}: the band codec takes a whole number of frames per latent, e.g. band:4")
     return BandCodec(BandCodecConfig(pool=int(pool)))
+
+
+def add_number(parser, *flags: str, kind=int, low=None, high=None, above: bool = False,
+               unit: str = "", help: str = "", **kwargs) -> argparse.Action:
+    """A numeric option that refuses values outside low..high (`above`: strictly above low),
+    NaN and infinities with one wording: "--steps must be within 1..8, got 0". The range is
+    appended to the help text."""
+    rule = range_rule(low, high, above, unit)
+
+    class Ranged(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            for value in values if isinstance(values, (list, tuple)) else [values]:
+                check_number(option_string or flags[0], value, low, high, above, unit, parser.error)
+            setattr(namespace, self.dest, values)
+
+    text = f"{help} [{rule}]" if help else rule
+    return parser.add_argument(*flags, type=kind, action=Ranged, help=text, **kwargs)
+
+
+def range_rule(low=None, high=None, above: bool = False, unit: str = "") -> str:
+    """'within 0..1', 'at least 1', 'above 0 s', ... as the messages and help texts say it."""
+    u = f" {unit}" if unit else ""
+    if low is not None and high is not None:
+        return f"within {low:g}..{high:g}{u}" if not above else f"above {low:g} and at most {high:g}{u}"
+    if low is not None:
+        return f"{'above' if above else 'at least'} {low:g}{u}"
+    return f"at most {high:g}{u}" if high is not None else "a finite number"
+
+
+def check_number(name: str, value, low=None, high=None, above: bool = False, unit: str = "",
+                 fail=None) -> None:
+    """Calls fail(message), by default raising ValueError, unless `value` is finite and in range."""
+    def error(message: str):
+        if fail is None:
+            raise ValueError(message)
+        fail(message)
+
+    if isinstance(value, float) and not math.isfinite(value):
+        error(f"{name} must be a finite number, got {value}")
+    elif ((low is not None and (value <= low if above else value < low))
+          or (high is not None and value > high)):
+        error(f"{name} must be {range_rule(low, high, above, unit)}, got {value:g}")
+
+
+LOUDNESS_RANGE = (-70.0, 0.0)  # LUFS a --loudness number may name (BS.1770's absolute gate to full scale)
+
+
+def _loudness(text: str):
+    if text in ("context", "off"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes 'context', 'off' or a loudness in LUFS, got '{text}'") from None
+    low, high = LOUDNESS_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        raise argparse.ArgumentTypeError(f"a loudness must be within {low:g}..{high:g} LUFS, got {text}")
+    return value
+
+
+def add_loudness_option(parser: argparse.ArgumentParser) -> None:
+    """--loudness, shared by `generate` and `demo` (plugin_host.postprocess.set_loudness)."""
+    parser.add_argument("--loudness", type=_loudness, default="context", metavar="context|off|LUFS",
+                        help="loudness of the stem written: 'context' puts it 3 LU under the context's "
+                             "integrated loudness, as the host hands takes to the DAW (left as generated "
+                             "without a context); a number sets it in LUFS (-70..0); 'off' keeps the "
+                             "model's level. Peaks stay at or below 0.99 (default: context)")
+
+
+class progress_bar:
+    """A tqdm bar of the engine's sampling steps, called as its progress(step, total); after
+    the last step it says "decoding" (the decoder runs then). `close()` when done."""
+
+    def __init__(self, steps: int, quiet: bool, desc: str = "generating"):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=steps, desc=desc, unit="step", disable=quiet)
+        self.done = 0
+
+    def __call__(self, step: int, total: int) -> None:
+        if total != self.bar.total:  # a variation samples fewer steps
+            self.bar.total = total
+        self.bar.update(step - self.done)
+        self.done = step
+        if step == total:
+            self.bar.set_postfix_str("decoding")
+
+    def close(self) -> None:
+        self.bar.close()
