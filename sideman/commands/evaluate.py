@@ -53,8 +53,10 @@ def register(sub) -> None:
                        help="variants side by side (or one .json/.yaml spec file), with the wall "
                             "time per second of generated audio")
     p.add_argument("--data", type=Path, required=True, help="multitrack data set (any layout)")
-    p.add_argument("--layout", default="auto", choices=("auto", "corpus", "musdb", "slakh", "folder"))
-    p.add_argument("--split", default="validation", choices=("validation", "train", "all"))
+    p.add_argument("--layout", default="auto", choices=("auto", "corpus", "musdb", "slakh", "folder"),
+                   help='how the data folder is laid out (default: auto)')
+    p.add_argument("--split", default="validation", choices=("validation", "train", "all"),
+                   help='which songs are measured (default: validation)')
     p.add_argument("--embedder", default="house", choices=("house", "laion"),
                    help="metric CLAP; 'house' without --clap-model uses the bundle's own towers")
     p.add_argument("--clap-model", type=Path, help="house CLAP checkpoint, or the LAION music .pt")
@@ -77,7 +79,7 @@ def register(sub) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="window and generation length")
     p.add_argument("--clap-seconds", type=float, help="CLAP segment length (default: --seconds)")
     p.add_argument("--steps", type=int, default=5, help="sampling steps (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help='seed of the window choice and generation (default: 0)')
     p.add_argument("--chunk", type=int, default=16, help="items generated and embedded per call")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
     p.add_argument("--out", type=Path, required=True, help="folder for the report and its cache")
