@@ -17,6 +17,26 @@ def hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
 
 
+class _ScipyFFT:
+    """scipy.fft on every core: in float32 it runs about 4x numpy's single-threaded FFT."""
+
+    @staticmethod
+    def rfft(x, axis=-1):
+        import scipy.fft
+        return scipy.fft.rfft(x, axis=axis, workers=-1)
+
+    @staticmethod
+    def irfft(x, n=None, axis=-1):
+        import scipy.fft
+        return scipy.fft.irfft(x, n=n, axis=axis, workers=-1)
+
+
+def _fft(dtype):
+    """The FFT for `dtype`: float64 keeps numpy's (what the autoencoder's and the models'
+    recorded outputs were computed with), float32 runs scipy.fft threaded."""
+    return _ScipyFFT if dtype == np.float32 else np.fft
+
+
 def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = None,
          dtype: type = np.float64) -> np.ndarray:
     """Complex STFT (C, n_fft//2+1, 1 + N//hop) of (C, N) audio, frames centred on hop * j,
@@ -24,7 +44,7 @@ def stft(audio: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None = No
     window = (hann(n_fft) if window is None else window).astype(dtype)
     padded = np.pad(np.asarray(audio, dtype), ((0, 0), (n_fft // 2, n_fft // 2)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
-    return np.fft.rfft(frames * window, axis=-1).transpose(0, 2, 1)
+    return _fft(dtype).rfft(frames * window, axis=-1).transpose(0, 2, 1)
 
 
 def istft(spec: np.ndarray, n_fft: int, hop: int, length: int, dtype: type = np.float64) -> np.ndarray:
@@ -34,7 +54,7 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int, dtype: type = np.
     (n_fft a multiple of hop) rather than one addition per frame."""
     window = hann(n_fft).astype(dtype)
     complex_type = np.complex64 if dtype == np.float32 else np.complex128
-    frames = np.fft.irfft(spec.transpose(0, 2, 1).astype(complex_type, copy=False), n=n_fft, axis=-1) * window
+    frames = _fft(dtype).irfft(spec.transpose(0, 2, 1).astype(complex_type, copy=False), n=n_fft, axis=-1) * window
     channels, count = frames.shape[:2]
     total = n_fft + hop * (count - 1)
     out = np.zeros((channels, total), dtype)

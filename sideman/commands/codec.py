@@ -67,8 +67,8 @@ def register(sub) -> None:
     e.add_argument("--bundle", action="append", default=[], type=Path, help="also a bundle's autoencoder")
     e.add_argument("--band-pool", action="append", type=int, default=None, metavar="FRAMES",
                    help="also the band codec with this many 512-sample frames per latent (repeatable; default: 4)")
-    e.add_argument("--data", type=Path, required=True)
-    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True, help="multitrack data set; its held-out songs are measured")
+    e.add_argument("--out", type=Path, required=True, help="report folder: codec_eval.md and .json, pictures")
     e.add_argument("--per-role", type=int, default=6, help="clips per pitched role (and as many mixes)")
     e.add_argument("--weights", choices=("ema", "model"), default="ema",
                    help="a checkpoint's EMA weights (exported) or its current weights (default: ema)")
