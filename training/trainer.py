@@ -17,6 +17,7 @@ with ``set_epoch``. On resume the current epoch is replayed up to the saved posi
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import csv
 import os
@@ -78,7 +79,15 @@ def init_distributed() -> tuple[int, int, int]:
     env = distributed_env()
     if env[2] > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Leave the group before the interpreter tears down: gloo's worker threads,
+        # destroyed still joinable at exit, abort the process ("terminate called").
+        atexit.register(_leave_process_group)
     return env
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class EMA(nn.Module):
@@ -326,6 +335,8 @@ class Trainer:
                 if self.rank == 0 and self.history:
                     plot_history(self.history, self.out / "loss.png")
         bar.close()
+        if self.world > 1:
+            dist.barrier()          # no rank leaves while another still writes
         return self.model
 
     # -- logging -----------------------------------------------------------------------
