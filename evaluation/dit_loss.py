@@ -1,26 +1,17 @@
-"""Held-out EDM loss of a DiT on stored latent pairs: how well a DiT fits a codec's latents.
-
-The loss is the training objective's (models.edm.EDMLoss: noise levels ln s ~ N(-1.2, 1.2^2),
-weight (s^2 + sd^2) / (s sd)^2, squared error averaged over channels and frames) with every
-condition kept (context and CLAP), on pairs the DiT never saw, with noise drawn from a fixed
-seed: two DiTs evaluated on the same pairs see the same noise levels. Latents are scaled as
-in training (LatentPairs: RMS 0.5), so codecs of different sizes compare in one unit.
-"""
+"""Held-out EDM loss of a DiT file on stored latent pairs: how well a DiT fits a codec's
+latents (training.dit_validation computes it; `sideman dit-loss` prints it)."""
 from __future__ import annotations
 
 import os
 
-import numpy as np
-import torch
-
 from sideman.models.dit_checkpoint import load_dit
-from sideman.models.edm import EDMLoss, EDMPrecond
+from sideman.models.edm import EDMPrecond
 from sideman.training.dit_data import LatentPairs
+from sideman.training.dit_validation import SIGMA_EDGES, edm_validation_loss
 
-SIGMA_EDGES = (0.0, 0.1, 0.3, 1.0, 3.0, float("inf"))  # noise-level bins of the report
+__all__ = ["SIGMA_EDGES", "held_out_edm_loss"]
 
 
-@torch.no_grad()
 def held_out_edm_loss(dit_file: str | os.PathLike, pairs_dir: str | os.PathLike, repeats: int = 4,
                       batch_size: int = 16, seed: int = 0) -> dict:
     """{"loss": mean, "sem": standard error, "pairs": n, "by_sigma": {"lo-hi": mean}} over
@@ -28,29 +19,7 @@ def held_out_edm_loss(dit_file: str | os.PathLike, pairs_dir: str | os.PathLike,
     model = load_dit(dit_file)
     if not isinstance(model, EDMPrecond):
         raise ValueError(f"{dit_file} is not an EDM DiT (consistency models have no EDM loss)")
-    data = LatentPairs(pairs_dir)
-    if data.channels != model.net.cfg.latent_channels:
-        raise ValueError(f"{pairs_dir} holds {data.channels}-channel latents; the DiT takes "
-                         f"{model.net.cfg.latent_channels}")
-    loss_fn = EDMLoss(sigma_data=model.sigma_data)
-    generator = torch.Generator().manual_seed(seed)
-    losses, sigmas = [], []
-    for _ in range(repeats):
-        for start in range(0, len(data), batch_size):
-            items = [data[i] for i in range(start, min(len(data), start + batch_size))]
-            x0 = torch.stack([it["target"] for it in items])
-            ctx = torch.stack([it["context"] for it in items])
-            clap = torch.stack([it["clap"] for it in items])
-            keep = torch.ones(len(items), dtype=torch.bool)
-            state = generator.get_state()
-            sigma = loss_fn.sample_sigma(len(items), "cpu", generator)
-            generator.set_state(state)  # the loss draws the same sigmas again, then its noise
-            per_example = loss_fn(model, x0, generator=generator, context=ctx, clap=clap,
-                                  context_mask=keep, clap_mask=keep)
-            losses.append(per_example.numpy())
-            sigmas.append(sigma.numpy())
-    loss, sigma = np.concatenate(losses), np.concatenate(sigmas)
-    by_sigma = {f"{lo:g}-{hi:g}": float(loss[(sigma >= lo) & (sigma < hi)].mean())
-                for lo, hi in zip(SIGMA_EDGES[:-1], SIGMA_EDGES[1:]) if np.any((sigma >= lo) & (sigma < hi))}
-    return {"loss": float(loss.mean()), "sem": float(loss.std(ddof=1) / np.sqrt(len(loss))) if len(loss) > 1 else 0.0,
-            "pairs": len(data), "repeats": repeats, "by_sigma": by_sigma}
+    try:
+        return edm_validation_loss(model, LatentPairs(pairs_dir), repeats, batch_size, seed)
+    except ValueError as exc:
+        raise ValueError(f"{pairs_dir}: {exc}") from exc

@@ -67,6 +67,12 @@ PRESETS: dict[str, DiTConfig] = {
     "paper": DiTConfig(),
     # Trainable on a CPU in hours (~5M parameters).
     "small": DiTConfig(width=256, depth=4, heads=4, cond_dim=256, noise_embed_dim=256),
+    # Between the two, for the band codec's 287-channel latents at hop 2048: two frames
+    # per token (117 tokens for 10 s). Chosen by held-out loss per CPU-hour (docs/dit.md).
+    "medium": DiTConfig(width=384, depth=6, heads=6, cond_dim=384, noise_embed_dim=256,
+                        patch_size=2),
+    "base": DiTConfig(width=512, depth=8, heads=8, cond_dim=512, noise_embed_dim=256,
+                      patch_size=2),
     # Unit tests (<200k parameters).
     "tiny": DiTConfig(width=128, depth=1, heads=2, mlp_ratio=1.0, cond_dim=32, noise_embed_dim=64),
 }

@@ -51,7 +51,7 @@ def test_pairs_from_the_spectral_codec(songs, tmp_path):
                              clap_seconds=1.0, split="all", progress=False)
     data = LatentPairs(out)
     assert data[0]["target"].shape == (codec.latent_channels, 12)  # 1.0 s -> whole 4096-sample hops
-    assert abs(float(data.target.pow(2).mean().sqrt()) - 0.5) < 0.02
+    assert abs(float(torch.stack([data[i]["target"] for i in range(len(data))]).pow(2).mean().sqrt()) - 0.5) < 0.02
     codec_file = tmp_path / "codec.pt"
     torch.save({"ema": codec.state_dict(), "codec": codec.describe()}, codec_file)
     assert isinstance(load_codec_file(codec_file), SpectralCodec)
@@ -68,7 +68,7 @@ def test_pairs_are_encoded_scaled_and_resumable(songs, ae, tmp_path):
     data = LatentPairs(out)
     assert len(data) == 6 and data[0]["target"].shape == data[0]["context"].shape == (64, 12)
     assert data[0]["clap"].shape == (512,)
-    rms = float(data.target.pow(2).mean().sqrt())
+    rms = float(torch.stack([data[i]["target"] for i in range(len(data))]).pow(2).mean().sqrt())
     assert abs(rms - 0.5) < 0.02  # scaled to sigma_data (float16 storage)
     first = (out / "shard_00000.npz").read_bytes()
     (out / "shard_00001.npz").unlink()
@@ -139,3 +139,67 @@ def test_dit_pairs_command_checks_its_codec_and_clap(songs, tmp_path):
     neither = run("--autoencoder", "band")
     assert neither.returncode == 2 and "give one of --clap" in neither.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_pairs_built_in_parts_are_the_pairs_of_one_pass(songs, ae, tmp_path):
+    """--jobs: processes that each build every n-th shard make the same files as one pass;
+    pairs.json appears only once every shard is there."""
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    kw = dict(pairs=5, seconds=1.0, clap_seconds=1.0, split="all", shard_size=2, progress=False)
+    whole = build_pair_latents(ae, embedder, songs, tmp_path / "whole", **kw)
+    parts = tmp_path / "parts"
+    build_pair_latents(ae, embedder, songs, parts, part=(1, 2), **kw)
+    assert sorted(p.name for p in parts.iterdir()) == ["shard_00001.npz"]
+    build_pair_latents(ae, embedder, songs, parts, part=(0, 2), **kw)
+    for name in ("shard_00000.npz", "shard_00001.npz", "shard_00002.npz"):
+        a, b = np.load(whole / name), np.load(parts / name)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert (parts / "pairs.json").read_text() == (whole / "pairs.json").read_text().replace(
+        str(tmp_path / "whole"), str(tmp_path / "parts"))
+    with pytest.raises(ValueError, match="part must be"):
+        build_pair_latents(ae, embedder, songs, parts, part=(2, 2), **kw)
+
+
+def test_validation_curve_cpu_budget_and_exact_resume(songs, ae, tmp_path):
+    """With validation pairs the held-out loss goes to val.csv every val_every steps; a CPU
+    budget stops the run after a chunk, and resuming it gives the weights and held-out
+    losses of an uninterrupted run."""
+    import csv
+
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
+                               clap_seconds=1.0, split="all", progress=False)
+    val = build_pair_latents(ae, embedder, songs, tmp_path / "val", pairs=3, seconds=1.0,
+                             clap_seconds=1.0, split="all", seed=5, progress=False)
+    stage = DiTStage(preset="tiny", edm_steps=6, batch_size=2, warmup=1, log_every=2, ckpt_every=100,
+                     val_every=2)
+    whole = train_dit(pairs, tmp_path / "a", "edm", stage, val_pairs=val, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "a" / "edm" / "val.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and all(float(r["loss"]) > 0 for r in rows)
+    hours = [float(r["cpu_hours"]) for r in rows]
+    assert hours == sorted(hours) and hours[0] > 0 and (tmp_path / "a" / "edm" / "val.png").is_file()
+    # A budget below one chunk's CPU time: one chunk, then the file of that point.
+    train_dit(pairs, tmp_path / "b", "edm", replace(stage, cpu_minutes=1e-6), val_pairs=val, progress=False)
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "edm" / "val.csv"))] == [2]
+    resumed = train_dit(pairs, tmp_path / "b", "edm", stage, val_pairs=val, progress=False)
+    a, b = load_dit(whole).state_dict(), load_dit(resumed).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = list(csv.DictReader(open(tmp_path / "b" / "edm" / "val.csv")))
+    assert [r["loss"] for r in again] == [r["loss"] for r in rows]
+    assert float(again[-1]["cpu_hours"]) > float(again[0]["cpu_hours"])
+
+
+def test_bf16_autocast_trains_on_a_cpu(songs, ae, tmp_path):
+    """stage.bf16: the trainer runs the DiT under CPU bf16 autocast and its held-out loss falls."""
+    from sideman.evaluation.dit_loss import held_out_edm_loss
+
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
+                               clap_seconds=1.0, split="all", progress=False)
+    stage = DiTStage(preset="tiny", edm_steps=40, batch_size=4, warmup=1, ckpt_every=1000, log_every=10,
+                     bf16=True)
+    untrained = train_dit(pairs, tmp_path / "d0", "edm", replace(stage, edm_steps=1), progress=False)
+    trained = train_dit(pairs, tmp_path / "d1", "edm", stage, progress=False)
+    first = held_out_edm_loss(trained, pairs, repeats=2, seed=3)["loss"]
+    assert np.isfinite(first) and first < held_out_edm_loss(untrained, pairs, repeats=2, seed=3)["loss"]
+    assert load_dit(trained).net.blocks[0].mlp.fc1.weight.dtype == torch.float32  # weights stay fp32

@@ -53,8 +53,11 @@ class NumpyCodec:
 
 def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        pairs: int, seconds: float = 10.0, clap_seconds: float = 10.0, seed: int = 0,
-                       split: str = "train", shard_size: int = 64, progress: bool = True) -> Path:
+                       split: str = "train", shard_size: int = 64, progress: bool = True,
+                       part: tuple[int, int] = (0, 1)) -> Path:
     """Encode `pairs` training pairs into `out_dir`; returns it. Existing shards are kept.
+    `part` (i, n): encode only the shards whose index is i modulo n (n processes share the
+    work); pairs.json is written by whichever finds every shard present.
 
     autoencoder: the codec, a models.autoencoder.Autoencoder, a
     models.spectral_codec.SpectralCodec or a NumpyCodec (encode (B, 2, N) -> (B, C, T) for
@@ -67,12 +70,15 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
     seconds = max(1, round(seconds * 48000 / hop)) * hop / 48000  # whole autoencoder chunks
     sampler = PairSampler(read_multitrack(data_dir), PairConfig(seconds=seconds, clap_seconds=clap_seconds,
                                                                 seed=seed), split)
+    index, parts = part
+    if not 0 <= index < parts:
+        raise ValueError(f"part must be (i, n) with 0 <= i < n, not {part}")
     n_shards = -(-pairs // shard_size)
     bar = tqdm(total=pairs, desc="encoding DiT pairs", unit="pair", disable=not progress)
     for s in range(n_shards):
         path = out / f"shard_{s:05d}.npz"
         indices = range(s * shard_size, min(pairs, (s + 1) * shard_size))
-        if path.is_file():
+        if path.is_file() or s % parts != index:
             bar.update(len(indices))
             continue
         items = [sampler.sample(i) for i in indices]
@@ -86,6 +92,8 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
                       song_id=np.array([p.song_id for p in items]))
         bar.update(len(items))
     bar.close()
+    if not all((out / f"shard_{s:05d}.npz").is_file() for s in range(n_shards)):
+        return out
     rms = float(np.sqrt(np.mean([np.mean(np.load(p)["target"].astype(np.float32) ** 2)
                                  for p in sorted(out.glob("shard_*.npz"))])))
     meta = {"format": FORMAT, "pairs": pairs, "seconds": seconds, "clap_seconds": clap_seconds,
@@ -96,8 +104,8 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
 
 
 class LatentPairs(Dataset):
-    """The stored pairs as a map-style dataset of dicts: target, context (C, T) scaled;
-    clap (512,)."""
+    """The stored pairs as a map-style dataset of dicts: target, context (C, T) float32,
+    scaled to RMS sigma_data; clap (512,)."""
 
     def __init__(self, root: str | os.PathLike):
         root = Path(root)
@@ -106,9 +114,10 @@ class LatentPairs(Dataset):
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{root} holds no DiT pairs (build them with build_pair_latents)") from exc
         shards = [np.load(p) for p in sorted(root.glob("shard_*.npz"))]
-        scale = self.meta["latent_scale"]
-        self.target = torch.from_numpy(np.concatenate([s["target"] for s in shards]).astype(np.float32) * scale)
-        self.context = torch.from_numpy(np.concatenate([s["context"] for s in shards]).astype(np.float32) * scale)
+        self.scale = float(self.meta["latent_scale"])
+        # Kept as stored (float16: 20,000 band-codec pairs take 5 GB, not 10), scaled per item.
+        self.target = torch.from_numpy(np.concatenate([s["target"] for s in shards]))
+        self.context = torch.from_numpy(np.concatenate([s["context"] for s in shards]))
         self.clap = torch.from_numpy(np.concatenate([s["clap"] for s in shards]))
         self.caption = [str(c) for s in shards for c in s["caption"]]
 
@@ -125,4 +134,5 @@ class LatentPairs(Dataset):
         return len(self.target)
 
     def __getitem__(self, i: int) -> dict:
-        return {"target": self.target[i], "context": self.context[i], "clap": self.clap[i]}
+        return {"target": self.target[i].float() * self.scale, "context": self.context[i].float() * self.scale,
+                "clap": self.clap[i]}

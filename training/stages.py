@@ -152,3 +152,6 @@ class DiTStage:
     ema_decay: float = _opt(0.999, "EMA of the weights (the exported DiT)")
     log_every: int = _opt(25, "steps per line of log.csv")
     ckpt_every: int = _opt(250, "steps between checkpoints")
+    bf16: bool = _opt(False, "bf16 autocast on a CPU too (faster for the wider presets on AMX CPUs)")
+    val_every: int = _opt(250, "steps between held-out EDM losses in val.csv (given validation pairs)")
+    cpu_minutes: float = _opt(0.0, "stop once training has used this much process CPU time (0: no limit)")

@@ -1,7 +1,7 @@
 """A reusable trainer for every Sideman model (autoencoder, DiT, CLAP, bridge).
 
 The trainer owns the optimisation loop: AdamW with linear warm-up then cosine decay to 0,
-an EMA of the weights, gradient clipping, bf16 autocast on CUDA (fp32 on CPU), DDP when
+an EMA of the weights, gradient clipping, bf16 autocast on CUDA (on CPU when asked), DDP when
 launched by ``torchrun`` (``WORLD_SIZE`` > 1), a tqdm bar, a CSV log, a PNG of the curves
 and atomic checkpoints that resume exactly (same losses as an uninterrupted run).
 
@@ -61,7 +61,8 @@ class TrainConfig:
     log_every: int = 100
     ckpt_every: int = 1000
     seed: int = 0
-    amp: bool = True                # bf16 autocast, CUDA only
+    amp: bool = True                # bf16 autocast on CUDA
+    cpu_bf16: bool = False          # bf16 autocast on CPU too (AMX / AVX512-BF16 CPUs)
     device: str | None = None       # default: cuda:LOCAL_RANK if available, else cpu
     resume: bool = True             # continue from out_dir/last.pt if present
     progress: bool = True
@@ -287,8 +288,9 @@ class Trainer:
         if hasattr(self.loss_fn, "set_step"):
             self.loss_fn.set_step(self.step)
         batch = _to_device(batch, self.device)
-        amp = self.cfg.amp and self.device.type == "cuda"
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
+        amp = (self.cfg.amp and self.device.type == "cuda") or (
+            self.cfg.cpu_bf16 and self.device.type == "cpu")
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if amp else nullcontext()
         with ctx:
             loss, scalars = self.loss_fn(self.wrapped, batch)
         self.optimizer.zero_grad(set_to_none=True)

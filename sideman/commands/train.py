@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sideman.commands.options import add_dataclass_options, from_options
+from sideman.commands.options import add_dataclass_options, add_number, from_options
 
 
 def _stage_options(parser: argparse.ArgumentParser, name: str) -> None:
@@ -37,8 +37,9 @@ def _pair_codec(spec: str):
     return load_codec_file(Path(spec))
 
 
-def _pair_clap(args: argparse.Namespace):
-    """The CLAP audio embedder of --clap (a house CLAP file) or --clap-bundle (a bundle's tower)."""
+def _pair_clap(args: argparse.Namespace, threads: int = 0):
+    """The CLAP audio embedder of --clap (a house CLAP file) or --clap-bundle (a bundle's tower,
+    on `threads` onnxruntime threads, 0: all cores)."""
     if (args.clap is None) == (args.clap_bundle is None):
         raise ValueError("give one of --clap (a house CLAP file) and --clap-bundle (a bundle folder)")
     if args.clap is not None:
@@ -47,15 +48,47 @@ def _pair_clap(args: argparse.Namespace):
         return HouseClapEmbedder(HouseClap.load(args.clap))
     from sideman.plugin_host.engine import OnnxEngine
 
-    return OnnxEngine(args.clap_bundle)
+    return OnnxEngine(args.clap_bundle, intra_threads=threads)
+
+
+def _build_pairs(args: argparse.Namespace, part: tuple[int, int] = (0, 1), progress: bool = True,
+                 threads: int = 0):
+    from sideman.training.dit_data import build_pair_latents
+
+    return build_pair_latents(_pair_codec(str(args.autoencoder)), _pair_clap(args, threads), args.data, args.out,
+                              args.count, args.seconds, args.clap_seconds, args.seed, args.split,
+                              progress=progress, part=part)
+
+
+def _pairs_worker(args: argparse.Namespace, part: tuple[int, int]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _build_pairs(args, part, progress=False, threads=1)
 
 
 def _dit_pairs(args: argparse.Namespace) -> int:
-    from sideman.training.dit_data import build_pair_latents
+    if args.jobs > 1:
+        import multiprocessing
+        import time
+        from concurrent.futures import ProcessPoolExecutor, wait
 
-    out = build_pair_latents(_pair_codec(str(args.autoencoder)), _pair_clap(args), args.data, args.out,
-                             args.count, args.seconds, args.clap_seconds, args.seed, args.split,
-                             progress=not args.quiet)
+        from tqdm.auto import tqdm
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        total = -(-args.count // 64)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            jobs = [pool.submit(_pairs_worker, args, (i, args.jobs)) for i in range(args.jobs)]
+            with tqdm(total=total, desc="encoding DiT pairs", unit="shard", disable=args.quiet) as bar:
+                while True:
+                    pending = wait(jobs, timeout=2.0).not_done
+                    bar.update(min(total, len(list(args.out.glob("shard_*.npz")))) - bar.n)
+                    if not pending:
+                        break
+            for job in jobs:
+                job.result()  # a worker's error, raised here
+    # What is left (nothing after --jobs), then pairs.json.
+    out = _build_pairs(args, progress=not args.quiet and args.jobs == 1)
     print(f"DiT training pairs in {out}")
     return 0
 
@@ -76,7 +109,7 @@ def _train_dit(args: argparse.Namespace) -> int:
     from sideman.training.train_dit import train_dit
 
     path = train_dit(args.pairs, args.out, args.kind, from_options(DiTStage, args), init=args.init, seed=args.seed,
-                     progress=not args.quiet)
+                     val_pairs=args.val_pairs, progress=not args.quiet)
     print(f"{args.kind} DiT written to {path} (logs and loss curves in {Path(args.out) / args.kind})")
     return 0
 
@@ -288,6 +321,8 @@ def register(sub) -> None:
     _stage_options(pairs, "PairsStage")
     pairs.add_argument("--split", default="train", choices=("train", "validation", "all"),
                        help="songs the pairs come from (default: train)")
+    add_number(pairs, "--jobs", low=1, high=64, default=1,
+               help="processes encoding shards side by side (default: 1)")
     pairs.set_defaults(func=_dit_pairs)
     loss = sub.add_parser("dit-loss", help="held-out EDM loss of a DiT on latent pairs (how well it fits a codec)")
     loss.add_argument("--dit", type=Path, required=True, help="an EDM DiT file (sideman train dit)")
@@ -303,6 +338,8 @@ def register(sub) -> None:
     dit.add_argument("--kind", default="edm", choices=("edm", "consistency"),
                      help='edm: EDM training; consistency: consistency training from --init (default: edm)')
     dit.add_argument("--init", type=Path, help="EDM DiT file to start consistency training from")
+    dit.add_argument("--val-pairs", type=Path, help="held-out pairs (sideman dit-pairs --split validation) "
+                     "whose EDM loss goes to val.csv every --val-every steps")
     _stage_options(dit, "DiTStage")
     dit.set_defaults(func=_train_dit)
     _register_clap(sub, train)
