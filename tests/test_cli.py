@@ -52,7 +52,7 @@ def test_pairs_write_and_clear_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "out").glob("pair_*/pair.json"))) == 3
     bad = sideman("corpus", "render", "--songs", 0, "--out", tmp_path / "c")
-    assert bad.returncode == 2 and "sideman: error: need songs >= 1" in bad.stderr
+    assert bad.returncode == 2 and "--songs must be within 1..1000000, got 0" in bad.stderr
     missing = sideman("data", "check", tmp_path / "nowhere")
     assert missing.returncode == 2 and "not a folder" in missing.stderr
 

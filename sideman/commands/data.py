@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sideman.commands.options import add_number
+
 DEMO_SEED = 20261125  # far from the seeds of training corpora (0, 1, ...)
 
 
@@ -78,15 +80,17 @@ def register(sub) -> None:
     demo = corpus.add_parser("demo", help="render one song and write training pairs from it, with a picture")
     demo.add_argument("--out", type=Path, default=Path("sideman-corpus-demo"),
                       help='folder to write into (default: sideman-corpus-demo)')
-    demo.add_argument("--seconds", type=float, default=30.0, help='length of the song (default: 30)')
-    demo.add_argument("--pairs", type=int, default=4, help='training pairs written from it (default: 4)')
+    add_number(demo, "--seconds", kind=float, low=4, high=600, unit="s", default=30.0,
+               help='length of the song (default: 30)')
+    add_number(demo, "--pairs", low=1, high=1000, default=4, help='training pairs written from it (default: 4)')
     demo.set_defaults(func=_demo)
     render = corpus.add_parser("render", help="compose and render songs, one stem per role")
-    render.add_argument("--songs", type=int, required=True, help='songs to render')
-    render.add_argument("--seconds", type=float, default=60.0, help='length of each song (default: 60)')
-    render.add_argument("--seed", type=int, default=0, help='seed of the compositions (default: 0)')
+    add_number(render, "--songs", low=1, high=1_000_000, required=True, help='songs to render')
+    add_number(render, "--seconds", kind=float, low=4, high=600, unit="s", default=60.0,
+               help='length of each song (default: 60)')
+    add_number(render, "--seed", low=0, default=0, help='seed of the compositions (default: 0)')
     render.add_argument("--out", type=Path, required=True, help='corpus folder (resumes a partial one)')
-    render.add_argument("--jobs", type=int, default=None, help="parallel songs (default: all cores)")
+    add_number(render, "--jobs", low=1, high=256, default=None, help="parallel songs (default: all cores)")
     render.add_argument("--soundfont", default=None, help="GM soundfont (default: Debian's FluidR3_GM)")
     render.set_defaults(func=_corpus_render)
 
@@ -101,13 +105,14 @@ def register(sub) -> None:
     write = pairs.add_parser("write", help="write pairs as WAV files for listening")
     write.add_argument("--data", type=Path, required=True, help="the data set's folder")
     write.add_argument("--out", type=Path, required=True, help='folder the pairs are written into')
-    write.add_argument("--count", type=int, default=8, help='pairs to write (default: 8)')
+    add_number(write, "--count", low=1, high=100_000, default=8, help='pairs to write (default: 8)')
     write.add_argument("--layout", default="auto",
                        help='how the data folder is laid out: auto, corpus, musdb, slakh or folder (default: auto)')
-    write.add_argument("--seconds", type=float, default=10.0, help="length of each pair's audio (default: 10)")
-    write.add_argument("--clap-seconds", type=float, default=10.0,
-                       help='length of the CLAP reference clip (default: 10)')
-    write.add_argument("--seed", type=int, default=0, help='seed of the sampling (default: 0)')
+    add_number(write, "--seconds", kind=float, low=0, above=True, high=600, unit="s", default=10.0,
+               help="length of each pair's audio (default: 10)")
+    add_number(write, "--clap-seconds", kind=float, low=0, above=True, high=600, unit="s", default=10.0,
+               help='length of the CLAP reference clip (default: 10)')
+    add_number(write, "--seed", low=0, default=0, help='seed of the sampling (default: 0)')
     write.add_argument("--split", default="train", choices=("train", "validation", "all"),
                        help='which songs: the training split, the validation split or all (default: train)')
     write.set_defaults(func=_pairs_write)

@@ -7,6 +7,8 @@ import argparse
 import dataclasses
 import math
 
+from sideman.numerics.checks import check_number, range_rule
+
 _CASTS = {"int": int, "float": float, "str": str}
 
 
@@ -29,8 +31,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, kind, fields=None) ->
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
         type_name = f.type if isinstance(f.type, str) else f.type.__name__
+        limits = {k: f.metadata[k] for k in ("low", "high", "above") if k in f.metadata}
         if type_name == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+        elif limits:
+            add_number(parser, flag, kind=_cast(type_name), default=f.default, help=help_text, **limits)
         else:
             parser.add_argument(flag, type=_cast(type_name), default=f.default, help=help_text)
 
@@ -63,36 +68,13 @@ def add_number(parser, *flags: str, kind=int, low=None, high=None, above: bool =
     class Ranged(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             for value in values if isinstance(values, (list, tuple)) else [values]:
+                if value is None:  # an optional setting's 'none'
+                    continue
                 check_number(option_string or flags[0], value, low, high, above, unit, parser.error)
             setattr(namespace, self.dest, values)
 
     text = f"{help} [{rule}]" if help else rule
     return parser.add_argument(*flags, type=kind, action=Ranged, help=text, **kwargs)
-
-
-def range_rule(low=None, high=None, above: bool = False, unit: str = "") -> str:
-    """'within 0..1', 'at least 1', 'above 0 s', ... as the messages and help texts say it."""
-    u = f" {unit}" if unit else ""
-    if low is not None and high is not None:
-        return f"within {low:g}..{high:g}{u}" if not above else f"above {low:g} and at most {high:g}{u}"
-    if low is not None:
-        return f"{'above' if above else 'at least'} {low:g}{u}"
-    return f"at most {high:g}{u}" if high is not None else "a finite number"
-
-
-def check_number(name: str, value, low=None, high=None, above: bool = False, unit: str = "",
-                 fail=None) -> None:
-    """Calls fail(message), by default raising ValueError, unless `value` is finite and in range."""
-    def error(message: str):
-        if fail is None:
-            raise ValueError(message)
-        fail(message)
-
-    if isinstance(value, float) and not math.isfinite(value):
-        error(f"{name} must be a finite number, got {value}")
-    elif ((low is not None and (value <= low if above else value < low))
-          or (high is not None and value > high)):
-        error(f"{name} must be {range_rule(low, high, above, unit)}, got {value:g}")
 
 
 LOUDNESS_RANGE = (-70.0, 0.0)  # LUFS a --loudness number may name (BS.1770's absolute gate to full scale)
