@@ -211,3 +211,18 @@ def read_multitrack(root: str | Path, layout: str = "auto", cache: ActivityCache
         if checked is not None:
             songs.append(checked)
     return Multitrack(root, layout, songs, problems)
+
+
+def warm_activity_cache(root: str | Path, part: tuple[int, int] = (0, 1), layout: str = "auto") -> int:
+    """Compute the block levels of the songs whose index is part[0] modulo part[1] into the
+    activity cache, so that n processes share the first read of a large data set (each
+    would otherwise decode every stem); returns the songs visited."""
+    root = Path(root)
+    layout = detect_layout(root) if layout == "auto" else layout
+    if layout not in READERS:
+        raise LayoutError(f"unknown layout '{layout}' (choose from auto, {', '.join(READERS)})")
+    candidates = READERS[layout][1](root, [])[part[0]::part[1]]
+    cache = ActivityCache()
+    for song in candidates:
+        check_song(song, cache)
+    return len(candidates)

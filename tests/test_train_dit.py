@@ -203,3 +203,37 @@ def test_bf16_autocast_trains_on_a_cpu(songs, ae, tmp_path):
     first = held_out_edm_loss(trained, pairs, repeats=2, seed=3)["loss"]
     assert np.isfinite(first) and first < held_out_edm_loss(untrained, pairs, repeats=2, seed=3)["loss"]
     assert load_dit(trained).net.blocks[0].mlp.fc1.weight.dtype == torch.float32  # weights stay fp32
+
+
+def test_dit_pairs_command_with_jobs_writes_the_pairs_of_one_process(songs, tmp_path):
+    """`dit-pairs --jobs 2`: the processes first share the activity cache's first read of
+    the songs (each song read by one), then the shards; the files equal one process's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import sideman
+
+    bundle = Path(sideman.__file__).parent / "default_bundle"
+    env = dict(__import__("os").environ, SIDEMAN_CACHE=str(tmp_path / "cache"))
+
+    def run(out, jobs):
+        proc = subprocess.run([sys.executable, "-m", "sideman.cli", "-q", "dit-pairs", "--data", str(songs),
+                               "--out", str(out), "--autoencoder", "band", "--clap-bundle", str(bundle),
+                               "--count", "3", "--seconds", "1", "--clap-seconds", "1", "--split", "all",
+                               "--jobs", str(jobs)], capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return np.load(out / "shard_00000.npz")
+
+    two = run(tmp_path / "two", 2)
+    assert len(list((tmp_path / "cache" / "activity").glob("*.npy"))) == 9  # 3 songs x 3 stems, read once
+    one = run(tmp_path / "one", 1)
+    assert all(np.array_equal(one[k], two[k]) for k in one.files) and (tmp_path / "two" / "pairs.json").is_file()
+
+
+def test_warm_activity_cache_reads_every_nth_song(songs, tmp_path, monkeypatch):
+    from sideman.data.layouts import warm_activity_cache
+
+    monkeypatch.setenv("SIDEMAN_CACHE", str(tmp_path))
+    assert [warm_activity_cache(songs, (i, 2)) for i in range(2)] == [2, 1]
+    assert len(list((tmp_path / "activity").glob("*.npy"))) == 9

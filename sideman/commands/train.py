@@ -78,6 +78,11 @@ def _dit_pairs(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         total = -(-args.count // 64)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            from sideman.data.layouts import warm_activity_cache
+
+            # Each process would decode every stem once to find where it sounds: share that first.
+            for job in [pool.submit(warm_activity_cache, args.data, (i, args.jobs)) for i in range(args.jobs)]:
+                job.result()
             jobs = [pool.submit(_pairs_worker, args, (i, args.jobs)) for i in range(args.jobs)]
             with tqdm(total=total, desc="encoding DiT pairs", unit="shard", disable=args.quiet) as bar:
                 while True:
