@@ -214,3 +214,21 @@ def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, de
                               "sigma_max": bc.sigma_max, "rho": bc.rho, "steps": 32,
                               "config": dataclasses.asdict(bc)}
     return manifest
+
+
+def write_figures(bundle: str | os.PathLike, figures: dict) -> Path:
+    """Put measured figures (evaluation.bundle_figures.summarise) into a bundle's manifest,
+    replacing any there; the files and the bundle's identity (bundle_id) are unchanged."""
+    from sideman.data.files import atomic_write
+    from sideman.export.bundle_format import FIGURES
+
+    path = Path(bundle) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{bundle} is not a bundle (no {MANIFEST})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: format '{manifest.get('format')}' is not {FORMAT}")
+    manifest[FIGURES] = figures
+    atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+    return path

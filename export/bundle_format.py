@@ -10,6 +10,9 @@
     BUNDLE/tokenizer.json  the text tower's tokenizer
     BUNDLE/*_fp16.onnx     optional fp16 variants of the heavy parts, for GPUs
     BUNDLE/*_int8.onnx     optional int8 variants (dynamic quantisation), for CPUs with VNNI
+
+The manifest's optional "figures" (`sideman bundle-figures`) say what the bundle measured on
+held-out songs; they describe the model and are left out of its identity (bundle_id).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ MANIFEST = "manifest.json"
 PARTS = ("encoder", "decoder", "denoiser", "dit_step", "bridge_step", "clap_audio", "clap_text")
 REQUIRED_PARTS = ("encoder", "decoder", "denoiser", "dit_step")  # a bundle with the autoencoder
 BAND_CODEC = "band"  # manifest["codec"]["kind"] of a bundle whose codec is numerics.band_codec (no files)
+FIGURES = "figures"  # manifest key: measured figures (evaluation.bundle_figures); not part of the model's identity
 
 
 def required_parts(manifest: dict) -> tuple[str, ...]:
@@ -39,3 +43,8 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def identity(manifest: dict) -> dict:
+    """The manifest without what describes rather than defines the model (its figures)."""
+    return {k: v for k, v in manifest.items() if k != FIGURES}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sideman.export.bundle_format import FORMAT, FORMAT_VERSION, MANIFEST, file_sha256, required_parts
+from sideman.export.bundle_format import (FIGURES, FORMAT, FORMAT_VERSION, MANIFEST, file_sha256, identity,
+                                         required_parts)
 
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -92,8 +93,8 @@ class Bundle:
 
     @property
     def bundle_id(self) -> str:
-        """A hash over the manifest (which holds every file's hash)."""
-        return hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
+        """A hash over the manifest (which holds every file's hash), its figures left out."""
+        return hashlib.sha256(json.dumps(identity(self.manifest), sort_keys=True).encode()).hexdigest()
 
     def has(self, part: str) -> bool:
         return part in self.manifest["files"]
@@ -156,3 +157,40 @@ class _IoBoundRunner:
         binding.bind_output(self.output, "cuda", 0)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+
+def describe_figures(manifest: dict) -> list[str]:
+    """Lines saying what the bundle measured on held-out songs (manifest "figures", written by
+    `sideman bundle-figures`), each beside the real parts' value and a random part's."""
+    f = manifest.get(FIGURES)
+    if not f:
+        return ["This bundle carries no measured figures (`sideman bundle-figures` adds them)."]
+
+    def bounds(key: str, unit: str = "") -> str:
+        v = f.get(key, {})
+        if "model" not in v:
+            return "not measured"
+        text = f"{v['model']:.2f} {unit}"
+        extra = [f"{name} parts {v[k]:.2f}" for k, name in (("real", "real"), ("random", "random")) if k in v]
+        return text + (f" ({', '.join(extra)})" if extra else "")
+
+    lines = [f"What to expect (held-out songs of its {f.get('data', 'corpus')}: {f.get('stems', '?')} stems "
+             f"of {f.get('songs', '?')} songs, context + prompt, notes by basic-pitch):",
+             f"  notes played:   {bounds('note_seconds', 'note-seconds per 10 s')}",
+             f"  in key:         {bounds('in_key', 'of note-time in the context pitch classes')}",
+             f"  in time:        {bounds('rhythm', 'of onsets near the context onsets')}"]
+    pitch = f.get("median_pitch", {})
+    if pitch:
+        lines.append("  register:       " + ", ".join(
+            f"{role} {v['model']:.0f}/{v['real']:.0f}" for role, v in sorted(pitch.items()))
+            + " (median MIDI pitch, generated/real)")
+    extras = []
+    if "apa_musicnn" in f:
+        extras.append(f"APA (musicnn) {f['apa_musicnn']:.2f} (real pairs 1, random 0)")
+    if "text_role_control" in f:
+        extras.append(f"the prompted role is the one heard in {100 * f['text_role_control']:.0f}% of stems")
+    if "rtf" in f:
+        extras.append(f"real-time factor {f['rtf']:.3f}")
+    if extras:
+        lines.append("  " + "; ".join(extras))
+    return lines

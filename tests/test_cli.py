@@ -120,6 +120,7 @@ def test_demo_generates_a_stem_a_mix_and_a_picture(tmp_path):
     proc = sideman("demo", "--bundle", bundle, "--out", tmp_path / "out", "--prompt", "guitar part")
     assert proc.returncode == 0, proc.stderr
     assert '"guitar part"' in proc.stdout
+    assert "carries no measured figures" in proc.stdout  # a fresh export has none
     _check_demo_output(tmp_path / "out", proc.stdout)
 
 
@@ -132,6 +133,8 @@ def test_the_main_job_runs_on_the_embedded_default_bundle(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert str(EMBEDDED_BUNDLE) in proc.stdout
     _check_demo_output(tmp_path, proc.stdout)
+    # What a user should expect of it, from its manifest's held-out figures.
+    assert "What to expect" in proc.stdout and "note-seconds per 10 s (real parts" in proc.stdout
 
 
 @pytest.mark.parametrize("argv, stage", [

@@ -26,6 +26,7 @@ def _demo(args: argparse.Namespace) -> int:
     from sideman.data.audio import load_input
     from sideman.data.plots import plot_spectrograms
     from sideman.defaults import default_bundle
+    from sideman.plugin_host.bundle import describe_figures
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.engine_api import GenerationSettings
     from sideman.plugin_host.postprocess import MAX_PEAK, set_loudness
@@ -67,6 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  mix:           {files['mix']}")
     print(f"  context:       {files['context']}")
     print(f"  spectrograms:  {picture}")
+    print("\n".join(describe_figures(engine.bundle.manifest)))
     return 0
 
 

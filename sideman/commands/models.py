@@ -42,6 +42,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle_figures(args: argparse.Namespace) -> int:
+    from sideman.evaluation.bundle_figures import summarise
+    from sideman.export.bundle import write_figures
+    from sideman.plugin_host.bundle import describe_figures
+
+    figures = summarise(args.eval, args.text_control, args.speed, inputs=args.inputs)
+    path = write_figures(args.bundle, figures)
+    print("\n".join(describe_figures({"figures": figures})))
+    print(f"figures written into {path}")
+    return 0
+
+
 def _read_context(paths: list[Path]):
     """One file, or several stems mixed by summing (all read at 48 kHz stereo)."""
     import numpy as np
@@ -205,6 +217,17 @@ def register(sub) -> None:
                         help="the engine's default decoding: chunk by chunk (M2L2), or all chunks batched (fewer GPU launches)")
     export.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX parity check")
     export.set_defaults(func=_export)
+
+    figures = sub.add_parser("bundle-figures", help="put held-out figures from `sideman eval` into a bundle's "
+                                                    "manifest (`sideman demo` prints them)")
+    figures.add_argument("--bundle", type=Path, required=True, help="the bundle folder")
+    figures.add_argument("--eval", type=Path, required=True, help="a `sideman eval` output folder of that bundle")
+    figures.add_argument("--text-control", type=Path, help="its text_control.json (role control by prompt)")
+    figures.add_argument("--speed", type=Path, help="a speed.json ({\"rtf\": ...}) of the bundle")
+    figures.add_argument("--inputs", default="ctx+clap_b",
+                         help="the evaluation's inputs to report (default: ctx+clap_b, context and a prompt "
+                              "through the bridge, the plugin's path)")
+    figures.set_defaults(func=_bundle_figures)
 
     gen = sub.add_parser("generate", help="generate a stem for a context from the command line")
     gen.add_argument("--context", type=Path, nargs="+", help="a mix, or several stems to mix")
