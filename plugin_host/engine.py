@@ -9,7 +9,6 @@ Implements plugin_host.engine_api.Engine. Audio is float32 (2, samples) at 48 kH
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +21,7 @@ from sideman.numerics.sampler import GuidedConsistency, SamplerSettings, heun, s
 from sideman.numerics.spectral import log_mel
 
 from sideman.plugin_host.bundle import Bundle
-from sideman.plugin_host.engine_api import GenerationSettings, Progress
-
-
-@dataclass(frozen=True)
-class Controls:
-    """Diff-A-Riff's controls beyond the settings: variations, inpainting, loops, CLAP mix.
-
-    take: (2, N) previous take to vary or inpaint; strength: 1 = fresh, 0 = the take;
-    keep: list of (start, end) seconds of the take kept exactly; loop: seamless loop;
-    clap_mix: with both a prompt and a style reference, 0 = all prompt, 1 = all style;
-    clap_embedding: (512,) a CLAP condition given directly (evaluation: raw text, bridge
-    samples, CLAP_A*), used instead of the prompt and style reference.
-    """
-
-    take: np.ndarray | None = None
-    strength: float = 1.0
-    keep: tuple[tuple[float, float], ...] = ()
-    loop: bool = False
-    clap_mix: float = 0.5
-    clap_embedding: np.ndarray | None = None
+from sideman.plugin_host.engine_api import Controls, GenerationSettings, Progress
 
 
 class OnnxEngine:

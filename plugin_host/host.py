@@ -17,6 +17,7 @@ What holds, whatever a client sends (docs/osc.md, "Limits and safety"):
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sideman.plugin_host import osc_protocol as osc
-from sideman.plugin_host.engine_api import Engine, GenerationSettings
+from sideman.plugin_host.engine_api import Controls, Engine, GenerationSettings
 from sideman.plugin_host.instances import Address, InstanceIdError, InstanceRegistry
 from sideman.plugin_host.jobs import Cancelled, Job, JobQueue, QueueClosed
 from sideman.plugin_host.limits import Limits
@@ -42,6 +43,12 @@ VERSION = "0.1.0"
 # Exceptions that are the client's doing: answered with their message. Anything else is a
 # bug of the host, logged with its traceback and answered 'internal error'.
 CLIENT_ERRORS = (ValueError, KeyError, PermissionError, QueueClosed)
+
+
+def edit_seed(seed: int, take_id: str) -> int:
+    """The noise seed of a variation or inpainting of `take_id` at the instance's `seed`."""
+    offset = int.from_bytes(hashlib.sha256(take_id.encode()).digest()[:4], "big")
+    return (seed + offset) % (osc.INT32[1] + 1)
 
 
 def is_loopback(address: str) -> bool:
@@ -315,7 +322,24 @@ class Host:
                              f"than the host's limit of {limit:g} s per take")
         return length
 
-    def _on_generate(self, instance, args, source):
+    def _on_loop(self, instance, args, source):
+        self.instances.update(instance, loop=bool(args["on"]))
+        self._ack(instance, source, args["req"], "loop")
+
+    def _on_clap_mix(self, instance, args, source):
+        self.instances.update(instance, clap_mix=float(args["mix"]))
+        self._ack(instance, source, args["req"], "clap_mix")
+
+    def _selected_take(self, instance: str):
+        """The instance's selected take (variations and inpainting start from it)."""
+        selected = self.instances.state(instance).selected_take
+        if not selected:
+            raise ValueError("no take is selected: generate one or select one (take/select) first")
+        take = self.takes.get(selected)
+        self.policy.open(str(take.path)).close()  # read again by the worker
+        return take
+
+    def _on_generate(self, instance, args, source, verb: str = "generate", edit: dict | None = None):
         if args["context"]:
             self.policy.open(args["context"]).close()  # checked again when the worker reads it
         length = self.take_length(args["seconds"], args["bpm"], args["beats_per_bar"])
@@ -323,16 +347,36 @@ class Host:
         if style:
             self.policy.open(style).close()
         job = Job(instance, args["req"],
-                  work=lambda job: self._generate(job, dict(args), length, source),
+                  work=lambda job: self._generate(job, dict(args), length, source, edit),
                   on_dropped=lambda job, why: self._error(instance, source, job.req, why))
         self.jobs.submit(job)
-        self._ack(instance, source, args["req"], "generate")
+        self._ack(instance, source, args["req"], verb)
+
+    def _on_vary(self, instance, args, source):
+        """A variation of the selected take: strength 0 gives it back, 1 a fresh take."""
+        take = self._selected_take(instance)
+        self._on_generate(instance, args, source, "vary", {"take": take, "strength": args["strength"], "keep": ()})
+
+    def _on_inpaint(self, instance, args, source):
+        """Bars start_bar..end_bar (from the take's start, 0-based) of the selected take made
+        again; the other bars are kept."""
+        take = self._selected_take(instance)
+        length = self.take_length(args["seconds"], args["bpm"], args["beats_per_bar"])
+        bar = bar_seconds(args["bpm"], args["beats_per_bar"])
+        start, end = args["start_bar"] * bar, args["end_bar"] * bar
+        if not args["start_bar"] < args["end_bar"] or end > length * (1 + 1e-9):
+            raise ValueError(f"bars {args['start_bar']:g}..{args['end_bar']:g} are not a range inside the "
+                             f"take's {length / bar:g} bars")
+        keep = tuple((a, b) for a, b in ((0.0, start), (end, length)) if b > a)
+        self._on_generate(instance, args, source, "inpaint",
+                          {"take": take, "strength": 1.0, "keep": keep, "bars": (args["start_bar"], args["end_bar"])})
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, job: Job, args: dict, seconds: float, source: Address):
+    def _generate(self, job: Job, args: dict, seconds: float, source: Address, edit: dict | None = None):
         """Run one generation; returns the final reply to send (done or error). Files are
-        read here through the folder policy again (they may have changed since the request)."""
+        read here through the folder policy again (they may have changed since the request).
+        `edit` (vary, inpaint): the take to start from, the strength and the seconds kept."""
         instance, req = job.instance, job.req
         try:
             st = self.instances.state(instance)
@@ -341,7 +385,10 @@ class Host:
             context, context_sha = (self.policy.read_audio(args["context"], rate, limit)
                                     if args["context"] else (None, ""))
             style = self.policy.read_audio(st.style_path, rate, limit)[0] if st.style_path else None
-            settings = GenerationSettings(st.prompt, style, st.seed, st.steps,
+            # An edit draws other noise than its take did (same seed, same noise: the same
+            # bars again), reproducibly: the seed moved by a hash of the take's id.
+            seed = st.seed if edit is None else edit_seed(st.seed, edit["take"].take_id)
+            settings = GenerationSettings(st.prompt, style, seed, st.steps,
                                           st.guidance_context, st.guidance_clap)
 
             def progress(step: int, total: int) -> None:
@@ -349,18 +396,27 @@ class Host:
                 self.reply(instance, source, "progress", req, int(step), int(total))
 
             job.check_cancelled()
-            stem = self.engine.generate(context, seconds, settings, progress)
+            extra = {}
+            if edit is not None or st.loop or (style is not None and st.prompt and st.clap_mix != 0.5):
+                base = self.policy.read_audio(str(edit["take"].path), rate, limit)[0] if edit else None
+                extra["controls"] = Controls(take=base, strength=edit["strength"] if edit else 1.0,
+                                             keep=edit["keep"] if edit else (), loop=st.loop, clap_mix=st.clap_mix)
+            stem = self.engine.generate(context, seconds, settings, progress, **extra)
             job.check_cancelled()
             audio = process_take(stem, rate, context, args["sample_rate"], seconds, args["bpm"],
-                                 args["beats_per_bar"], tmp_dir=self.tmp)
+                                 args["beats_per_bar"], tmp_dir=self.tmp, loop=st.loop)
             if not np.isfinite(audio).all():
                 raise ValueError("the model produced NaN or infinite samples; no take written")
-            meta = {"prompt": st.prompt, "style_path": st.style_path, "seed": st.seed,
+            meta = {"prompt": st.prompt, "style_path": st.style_path, "seed": seed,
                     "steps": st.steps, "guidance_context": st.guidance_context,
                     "guidance_clap": st.guidance_clap, "bundle": self.engine.bundle_id,
                     "context_sha256": context_sha,
                     "bpm": args["bpm"], "beats_per_bar": args["beats_per_bar"],
-                    "seconds": seconds, "request": req}
+                    "seconds": seconds, "request": req, "loop": st.loop, "clap_mix": st.clap_mix}
+            if edit is not None:
+                meta.update({"from_take": edit["take"].take_id, "strength": edit["strength"]})
+                if "bars" in edit:
+                    meta["inpainted_bars"] = list(edit["bars"])
             job.check_cancelled()
             take = self.takes.write(instance, audio, args["sample_rate"], args["anchor_ppq"], meta)
             self.instances.add_take(instance, take.take_id)

@@ -44,6 +44,8 @@ class InstanceState:
     guidance_clap: float = 1.25
     selected_take: str = ""
     takes: list[str] = field(default_factory=list)
+    loop: bool = False      # takes loop seamlessly
+    clap_mix: float = 0.5   # with a prompt and a style reference: 0 = all prompt, 1 = all style
 
 
 def _fields(state: InstanceState) -> dict:
@@ -57,16 +59,24 @@ def _copy(state: InstanceState) -> InstanceState:
 
 
 _TYPES = {"instance_id": str, "prompt": str, "style_path": str, "seed": int, "steps": int,
-          "guidance_context": float, "guidance_clap": float, "selected_take": str, "takes": list}
+          "guidance_context": float, "guidance_clap": float, "selected_take": str, "takes": list,
+          "loop": bool, "clap_mix": float}
+_ADDED = {"loop": False, "clap_mix": 0.5}  # fields newer than the first instance files: default when absent
 
 
 def _state_from_json(data) -> InstanceState:
     """An InstanceState from a saved file; ValueError if any field is missing or of a wrong kind."""
-    if not isinstance(data, dict) or set(data) != {f.name for f in fields(InstanceState)}:
+    if not isinstance(data, dict):
+        raise ValueError("not an instance file")
+    data = {**_ADDED, **data}
+    if set(data) != {f.name for f in fields(InstanceState)}:
         raise ValueError("not an instance file")
     for name, kind in _TYPES.items():
         value = data[name]
-        ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
+        if kind is bool:
+            ok = isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
         if not ok or (kind is float and not math.isfinite(value)):
             raise ValueError(f"field '{name}' is {value!r}")
     if not all(isinstance(t, str) for t in data["takes"]):

@@ -18,7 +18,11 @@ host right after, still before anything is stored.
     /sideman/<id>/seed     i:req i:seed              /sideman/<id>/done i:req s:take s:path f:anchor_ppq
     /sideman/<id>/steps    i:req i:steps             /sideman/<id>/error i:req s:reason
     /sideman/<id>/guidance i:req f:context f:clap    /sideman/<id>/status i:req s:state i:queued s:take i:takes
+    /sideman/<id>/loop     i:req i:on (0/1)
+    /sideman/<id>/clap_mix i:req f:mix (0 prompt .. 1 style reference)
     /sideman/<id>/generate i:req s:context f:seconds f:anchor_ppq f:bpm i:beats_per_bar i:sample_rate
+    /sideman/<id>/vary     (generate's arguments) f:strength            of the selected take
+    /sideman/<id>/inpaint  (generate's arguments) f:start_bar f:end_bar of the selected take
     /sideman/<id>/cancel   i:req                     /sideman/<id>/take i:req s:take s:path f:anchor_ppq
     /sideman/<id>/take/select i:req s:take
     /sideman/<id>/status   i:req                     /sideman/error i:req s:reason (no registered instance)
@@ -50,6 +54,8 @@ MAX_REASON = 300  # error replies are cut to this many characters
 INT32 = (-2**31, 2**31 - 1)
 
 # Argument schemas per verb: (name, OSC type). 'f' also accepts an int32 (control surfaces).
+_GENERATE = (("req", "i"), ("context", "s"), ("seconds", "f"), ("anchor_ppq", "f"),
+             ("bpm", "f"), ("beats_per_bar", "i"), ("sample_rate", "i"))
 HOST_VERBS = {
     "hello": (("req", "i"), ("instance", "s"), ("reply_port", "i")),
     "quit": (("req", "i"),),
@@ -61,8 +67,11 @@ INSTANCE_VERBS = {
     "seed": (("req", "i"), ("seed", "i")),
     "steps": (("req", "i"), ("steps", "i")),
     "guidance": (("req", "i"), ("context", "f"), ("clap", "f")),
-    "generate": (("req", "i"), ("context", "s"), ("seconds", "f"), ("anchor_ppq", "f"),
-                 ("bpm", "f"), ("beats_per_bar", "i"), ("sample_rate", "i")),
+    "loop": (("req", "i"), ("on", "i")),
+    "clap_mix": (("req", "i"), ("mix", "f")),
+    "generate": _GENERATE,
+    "vary": _GENERATE + (("strength", "f"),),
+    "inpaint": _GENERATE + (("start_bar", "f"), ("end_bar", "f")),
     "cancel": (("req", "i"),),
     "take/select": (("req", "i"), ("take", "s")),
     "status": (("req", "i"),),
@@ -128,10 +137,16 @@ RULES = {
     ("steps", "steps"): Rule(1),  # the bundle's maximum is checked by the host
     ("guidance", "context"): Rule(0.0, 10.0),
     ("guidance", "clap"): Rule(0.0, 10.0),
-    ("generate", "seconds"): Rule(0.5),  # the host's length limit is checked by the host
-    ("generate", "bpm"): Rule(above=0.0),
-    ("generate", "beats_per_bar"): Rule(1, 64),
-    ("generate", "sample_rate"): Rule(8000, 384000),
+    **{(verb, name): rule for verb in ("generate", "vary", "inpaint") for name, rule in (
+        ("seconds", Rule(0.5)),  # the host's length limit is checked by the host
+        ("bpm", Rule(above=0.0)),
+        ("beats_per_bar", Rule(1, 64)),
+        ("sample_rate", Rule(8000, 384000)))},
+    ("loop", "on"): Rule(0, 1),
+    ("clap_mix", "mix"): Rule(0.0, 1.0),
+    ("vary", "strength"): Rule(0.0, 1.0),
+    ("inpaint", "start_bar"): Rule(0.0),
+    ("inpaint", "end_bar"): Rule(above=0.0),
     ("take/select", "take"): Rule(pattern=TAKE_RE, grammar="a take id ('take-' and up to 64 of A-Z a-z 0-9)"),
 }
 

@@ -19,6 +19,7 @@ import pyo  # noqa: E402
 
 from sideman.numerics.loudness import integrated_loudness  # noqa: E402
 
+LOOP_LEAD = 0.05  # seconds rendered ahead of a loop and cut off (the render's fade-in)
 FADE_SECONDS = 0.01
 CONTEXT_OFFSET_DB = -3.0  # a take sits this far below its context's integrated loudness
 MAX_PEAK = 0.99  # `generate` and `demo` never write a sample above this (-0.09 dBFS)
@@ -80,8 +81,10 @@ def set_loudness(take: np.ndarray, context: np.ndarray | None, sample_rate: int,
 
 
 def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
-                gain: float = 1.0, fade: float = FADE_SECONDS, tmp_dir: Path | None = None) -> np.ndarray:
-    """Resample, loop or trim to `seconds`, apply gain and edge fades with an offline pyo server.
+                gain: float = 1.0, fade: float = FADE_SECONDS, tmp_dir: Path | None = None,
+                fade_out: bool = True) -> np.ndarray:
+    """Resample, loop or trim to `seconds`, apply gain and edge fades (the end's only with
+    `fade_out`) with an offline pyo server.
 
     pyo renders through two files in a temporary folder made in `tmp_dir` (the host passes
     its session's tmp folder, which it sweeps on start; default: the system's)."""
@@ -95,7 +98,7 @@ def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
         try:
             server.recordOptions(dur=seconds, filename=str(dst), fileformat=0, sampletype=3)
             player = pyo.SfPlayer(str(src), loop=take.shape[1] / take_rate < seconds, interp=4)
-            envelope = pyo.Fader(fadein=fade, fadeout=fade, dur=seconds, mul=gain).play()
+            envelope = pyo.Fader(fadein=fade, fadeout=fade, dur=seconds if fade_out else 0, mul=gain).play()
             output = (player * envelope).out()
             server.start()  # offline: renders `seconds` and returns
             del output, envelope, player
@@ -109,8 +112,17 @@ def render_take(take: np.ndarray, take_rate: int, out_rate: int, seconds: float,
 
 
 def process_take(take: np.ndarray, take_rate: int, context: np.ndarray | None, out_rate: int,
-                 seconds: float, bpm: float, beats_per_bar: int, tmp_dir: Path | None = None) -> np.ndarray:
-    """The whole chain: loudness-match to the context, then render bar-aligned at `out_rate`."""
+                 seconds: float, bpm: float, beats_per_bar: int, tmp_dir: Path | None = None,
+                 loop: bool = False) -> np.ndarray:
+    """The whole chain: loudness-match to the context, then render bar-aligned at `out_rate`
+    (a loop gets no edge fades: its end runs into its start)."""
     length = bar_aligned_seconds(seconds, bpm, beats_per_bar)
-    return render_take(take, take_rate, out_rate, length, loudness_gain(take, context, take_rate),
-                       tmp_dir=tmp_dir)
+    gain = loudness_gain(take, context, take_rate)
+    if not loop:
+        return render_take(take, take_rate, out_rate, length, gain, tmp_dir=tmp_dir)
+    # A loop: rendered from LOOP_LEAD seconds before its start (its own end, where a loop
+    # comes from), then that lead with the render's fade-in is cut off.
+    lead = int(round(LOOP_LEAD * take_rate))
+    audio = render_take(np.concatenate([take[:, -lead:], take], axis=1), take_rate, out_rate,
+                        length + lead / take_rate, gain, tmp_dir=tmp_dir, fade_out=False)
+    return audio[:, int(round(lead / take_rate * out_rate)):][:, :int(round(length * out_rate))]

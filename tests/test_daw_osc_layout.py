@@ -127,7 +127,7 @@ def test_every_widget_sends_a_valid_request_for_the_chosen_instance(instance):
                   take="take-0123456789abcdef")
     verbs = [verb for widget in widgets.values() for verb in check(widget, values)]
     assert sorted(verbs) == sorted(["prompt", "seed", "steps", "guidance", "generate", "cancel",
-                                    "take/select", "status"])
+                                    "take/select", "status", "loop", "clap_mix", "vary", "inpaint"])
     assert re.fullmatch(widgets["instance"]["validation"], instance)
 
 
@@ -162,7 +162,7 @@ class QuietEngine:
 
     sample_rate, bundle_id, max_steps = 48000, "quiet-engine", 8
 
-    def generate(self, context, seconds, settings, progress):
+    def generate(self, context, seconds, settings, progress, controls=None):
         for step in range(settings.steps):
             progress(step + 1, settings.steps)
         rng = np.random.default_rng(settings.seed)
@@ -184,7 +184,7 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
             for value, tag in zip(args, tags):
                 builder.add_arg(value, tag)
             surface.send_raw(builder.build().dgram)
-            verb = "done" if widget_id == "generate" else "take" if widget_id == "take" else \
+            verb = "done" if widget_id in ("generate", "vary", "inpaint") else "take" if widget_id == "take" else \
                 "status" if widget_id == "status" else "ack"
             replies = surface.until(verb, 0)
             assert not any(a.endswith("/error") for a, _ in replies), (widget_id, replies)
@@ -202,5 +202,13 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
         assert gesture("take")[1] == take_id
         assert gesture("status")[1:] == ["idle", 0, take_id, 1]
         assert gesture("cancel") == [0, "cancel: nothing to cancel"]
+        values.update(loop=1, clap_mix=0.75, strength=0.3)
+        gesture("loop")
+        gesture("clap_mix")
+        assert (host.instances.state("bass-1").loop, host.instances.state("bass-1").clap_mix) == (True, 0.75)
+        varied = gesture("vary")[1]
+        assert json.loads(Path(host.takes.get(varied).path).with_suffix(".json").read_text())["from_take"] == take_id
+        inpainted = gesture("inpaint")[1]  # bar 0..1 of the variation, now selected
+        assert json.loads(Path(host.takes.get(inpainted).path).with_suffix(".json").read_text())["inpainted_bars"] == [0, 1]
     finally:
         host.stop()

@@ -150,6 +150,12 @@ def test_the_host_replies_with_the_tables_verbs_and_types(host):
     send("/sideman/verbs/generate", 7, str(context), 2.0, 0.0, 120.0, 4, 48000, types="isfffii")
     take = until("done", 7)[1]
     send("/sideman/verbs/take/select", 8, take, types="is")
+    send("/sideman/verbs/loop", 14, 1, types="ii")
+    send("/sideman/verbs/clap_mix", 15, 0.5, types="if")
+    send("/sideman/verbs/vary", 16, str(context), 2.0, 0.0, 120.0, 4, 48000, 0.5, types="isfffiif")
+    until("done", 16)
+    send("/sideman/verbs/inpaint", 17, str(context), 2.0, 0.0, 120.0, 4, 48000, 0.0, 0.5, types="isfffiiff")
+    until("done", 17)
     send("/sideman/verbs/status", 9, types="i")
     send("/sideman/verbs/cancel", 10, types="i")
     send("/sideman/verbs/steps", 11, 100000, types="ii")  # refused: an instance-level error

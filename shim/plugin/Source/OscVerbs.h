@@ -30,8 +30,12 @@ inline constexpr Verb kStyle { "style", "is" };                  // req, path (n
 inline constexpr Verb kSeed { "seed", "ii" };                    // req, seed
 inline constexpr Verb kSteps { "steps", "ii" };                  // req, steps
 inline constexpr Verb kGuidance { "guidance", "iff" };           // req, context weight, CLAP weight
+inline constexpr Verb kLoop { "loop", "ii" };                    // req, 0/1 (not sent by the plugin yet)
+inline constexpr Verb kClapMix { "clap_mix", "if" };             // req, 0 prompt .. 1 style (not sent by the plugin yet)
 inline constexpr Verb kGenerate { "generate", "isfffii" };       // req, context path, seconds, anchor ppq,
                                                                  // bpm (time-signature units), beats per bar, sample rate
+inline constexpr Verb kVary { "vary", "isfffiif" };              // generate's, strength (not sent by the plugin yet)
+inline constexpr Verb kInpaint { "inpaint", "isfffiiff" };       // generate's, start bar, end bar (not sent by the plugin yet)
 inline constexpr Verb kCancel { "cancel", "i" };                 // req (not sent by the plugin)
 inline constexpr Verb kTakeSelect { "take/select", "is" };       // req, take id
 inline constexpr Verb kStatus { "status", "i" };                 // req (the keep-alive)
