@@ -23,6 +23,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,9 @@ class Host:
         self.tmp = self.session / "tmp"
         self.swept_tmp = self._sweep_tmp()
         self.takes = TakeStore(self.session)
+        if self.takes.finished_deletes:
+            log.info("finished moving %d deleted take(s) into %s: %s", len(self.takes.finished_deletes),
+                     self.takes.trash, ", ".join(self.takes.finished_deletes))
         if self.takes.removed_orphans:
             log.info("removed %d partial take file(s) an interrupted job left in %s: %s",
                      len(self.takes.removed_orphans), self.takes.folder, ", ".join(self.takes.removed_orphans))
@@ -297,11 +301,61 @@ class Host:
         self.reply(instance, source, "status", args["req"], state, queued, st.selected_take, len(st.takes))
 
     def _on_take_select(self, instance, args, source):
-        take = self.takes.get(args["take"])
-        if take.instance != instance:
-            raise ValueError(f"take '{args['take']}' belongs to another instance")
+        take = self._own_take(instance, args["take"])
         self.instances.update(instance, selected_take=take.take_id)
         self.reply(instance, source, "take", args["req"], take.take_id, str(take.path), float(take.anchor_ppq))
+
+    def _own_take(self, instance: str, take_id: str, trash: bool = False):
+        if trash:
+            if self.takes.in_trash(take_id).get("instance") != instance:
+                raise ValueError(f"take '{take_id}' belongs to another instance")
+            return self.takes.restore(take_id)
+        take = self.takes.get(take_id)
+        if take.instance != instance:
+            raise ValueError(f"take '{take_id}' belongs to another instance")
+        return take
+
+    def _on_take_list(self, instance, args, source):
+        """Up to osc.TAKE_PAGE takes from `offset` (oldest first), then take/end with the total."""
+        st = self.instances.state(instance)
+        page = st.takes[args["offset"]:args["offset"] + osc.TAKE_PAGE]
+        for take_id in page:
+            try:
+                meta = self.takes.get(take_id).meta
+            except KeyError:
+                continue
+            self.reply(instance, source, "take/item", args["req"], take_id, st.names.get(take_id, ""),
+                       str(meta.get("prompt", ""))[:osc.MAX_STRING], int(meta.get("seed", 0)),
+                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(meta.get("created", 0.0)))),
+                       int(take_id in st.starred))
+        self.reply(instance, source, "take/end", args["req"], args["offset"], len(st.takes))
+
+    def _on_take_rename(self, instance, args, source):
+        take = self._own_take(instance, args["take"])
+        names = {**self.instances.state(instance).names, take.take_id: args["name"]}
+        self.instances.update(instance, names={k: v for k, v in names.items() if v})
+        self._ack(instance, source, args["req"], "take/rename")
+
+    def _on_take_star(self, instance, args, source):
+        take = self._own_take(instance, args["take"])
+        starred = [t for t in self.instances.state(instance).starred if t != take.take_id]
+        self.instances.update(instance, starred=starred + ([take.take_id] if args["on"] else []))
+        self._ack(instance, source, args["req"], "take/star")
+
+    def _on_take_delete(self, instance, args, source):
+        """The take goes to SESSION/trash (take/restore brings it back); nothing is destroyed."""
+        take = self._own_take(instance, args["take"])
+        if self.jobs.state(instance)[0] != "idle":
+            raise ValueError("a job of this instance is queued or running (it may start from this take): "
+                             "delete when it is done")
+        self.takes.delete(take.take_id)
+        self.instances.drop_take(instance, take.take_id)
+        self._ack(instance, source, args["req"], "take/delete")
+
+    def _on_take_restore(self, instance, args, source):
+        take = self._own_take(instance, args["take"], trash=True)
+        self.instances.add_take(instance, take.take_id)
+        self._ack(instance, source, args["req"], "take/restore")
 
     def _on_cancel(self, instance, args, source):
         found = self.jobs.cancel(instance)

@@ -46,12 +46,14 @@ class InstanceState:
     takes: list[str] = field(default_factory=list)
     loop: bool = False      # takes loop seamlessly
     clap_mix: float = 0.5   # with a prompt and a style reference: 0 = all prompt, 1 = all style
+    names: dict[str, str] = field(default_factory=dict)  # take id -> the name the musician gave it
+    starred: list[str] = field(default_factory=list)     # take ids
 
 
 def _fields(state: InstanceState) -> dict:
     """The state's fields as a dict (what dataclasses.asdict gives, without its deep copy:
-    every field is a str, a number or a list of str)."""
-    return {**vars(state), "takes": list(state.takes)}
+    every field is a str, a number, a list of str or a str -> str dict)."""
+    return {**vars(state), "takes": list(state.takes), "names": dict(state.names), "starred": list(state.starred)}
 
 
 def _copy(state: InstanceState) -> InstanceState:
@@ -60,8 +62,8 @@ def _copy(state: InstanceState) -> InstanceState:
 
 _TYPES = {"instance_id": str, "prompt": str, "style_path": str, "seed": int, "steps": int,
           "guidance_context": float, "guidance_clap": float, "selected_take": str, "takes": list,
-          "loop": bool, "clap_mix": float}
-_ADDED = {"loop": False, "clap_mix": 0.5}  # fields newer than the first instance files: default when absent
+          "loop": bool, "clap_mix": float, "names": dict, "starred": list}
+_ADDED = {"loop": False, "clap_mix": 0.5, "names": {}, "starred": []}  # fields newer than the first instance files: default when absent
 
 
 def _state_from_json(data) -> InstanceState:
@@ -79,8 +81,10 @@ def _state_from_json(data) -> InstanceState:
             ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
         if not ok or (kind is float and not math.isfinite(value)):
             raise ValueError(f"field '{name}' is {value!r}")
-    if not all(isinstance(t, str) for t in data["takes"]):
-        raise ValueError("field 'takes' holds a non-string")
+    if not all(isinstance(t, str) for t in data["takes"] + data["starred"]):
+        raise ValueError("field 'takes' or 'starred' holds a non-string")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data["names"].items()):
+        raise ValueError("field 'names' holds a non-string")
     return InstanceState(**data)
 
 
@@ -164,7 +168,8 @@ class InstanceRegistry:
                 base = self._states.get(requested)
                 if base is not None:  # the duplicate starts from the original's settings
                     self._states[instance] = InstanceState(**{**_fields(base), "instance_id": instance,
-                                                              "takes": [], "selected_take": ""})
+                                                              "takes": [], "selected_take": "",
+                                                              "names": {}, "starred": []})
             self._owners[instance] = _Owner(address, reply_port, now)
             self._states.setdefault(instance, InstanceState(instance))
             self._save(instance)
@@ -212,6 +217,15 @@ class InstanceRegistry:
             if take_id not in state.takes:
                 state.takes.append(take_id)
             state.selected_take = take_id
+            self._save(instance)
+
+    def drop_take(self, instance: str, take_id: str) -> None:
+        """A deleted take leaves the history (its name and star stay, for a restore)."""
+        with self._lock:
+            state = self._states[instance]
+            state.takes = [t for t in state.takes if t != take_id]
+            if state.selected_take == take_id:
+                state.selected_take = state.takes[-1] if state.takes else ""
             self._save(instance)
 
     def restore_takes(self, instance: str, take_ids: list[str]) -> None:

@@ -25,6 +25,10 @@ host right after, still before anything is stored.
     /sideman/<id>/inpaint  (generate's arguments) f:start_bar f:end_bar of the selected take
     /sideman/<id>/cancel   i:req                     /sideman/<id>/take i:req s:take s:path f:anchor_ppq
     /sideman/<id>/take/select i:req s:take
+    /sideman/<id>/take/list    i:req i:offset  -> take/item i:req s:take s:name s:prompt i:seed s:created (UTC, ISO 8601) i:starred
+                                                  (up to 8), then take/end i:req i:offset i:total
+    /sideman/<id>/take/rename  i:req s:take s:name        take/star i:req s:take i:on
+    /sideman/<id>/take/delete  i:req s:take (to SESSION/trash)   take/restore i:req s:take
     /sideman/<id>/status   i:req                     /sideman/error i:req s:reason (no registered instance)
 
 The plugin's copy of these tables is shim/plugin/Source/OscVerbs.h (tests/test_plugin_osc_verbs.py
@@ -52,6 +56,7 @@ TAKE_RE = re.compile(r"^take-[A-Za-z0-9]{1,64}$")
 MAX_STRING = 4096  # prompts and paths longer than this are refused
 MAX_REASON = 300  # error replies are cut to this many characters
 INT32 = (-2**31, 2**31 - 1)
+NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{0,100}\Z")
 
 # Argument schemas per verb: (name, OSC type). 'f' also accepts an int32 (control surfaces).
 _GENERATE = (("req", "i"), ("context", "s"), ("seconds", "f"), ("anchor_ppq", "f"),
@@ -74,8 +79,14 @@ INSTANCE_VERBS = {
     "inpaint": _GENERATE + (("start_bar", "f"), ("end_bar", "f")),
     "cancel": (("req", "i"),),
     "take/select": (("req", "i"), ("take", "s")),
+    "take/list": (("req", "i"), ("offset", "i")),
+    "take/rename": (("req", "i"), ("take", "s"), ("name", "s")),
+    "take/star": (("req", "i"), ("take", "s"), ("on", "i")),
+    "take/delete": (("req", "i"), ("take", "s")),
+    "take/restore": (("req", "i"), ("take", "s")),
     "status": (("req", "i"),),
 }
+TAKE_PAGE = 8  # takes per take/list reply page (one request, at most TAKE_PAGE + 1 replies)
 OPTIONAL = {("hello", "reply_port")}  # arguments that may be left off (trailing)
 
 # Reply schemas per verb (host -> client), as the host sends them (reply_address + encode).
@@ -92,6 +103,9 @@ INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
     "done": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
     "take": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
     "status": (("req", "i"), ("state", "s"), ("queued", "i"), ("take", "s"), ("takes", "i")),
+    "take/item": (("req", "i"), ("take", "s"), ("name", "s"), ("prompt", "s"), ("seed", "i"),
+                  ("created", "s"), ("starred", "i")),
+    "take/end": (("req", "i"), ("offset", "i"), ("total", "i")),
     "error": (("req", "i"), ("reason", "s")),
 }
 
@@ -148,6 +162,11 @@ RULES = {
     ("inpaint", "start_bar"): Rule(0.0),
     ("inpaint", "end_bar"): Rule(above=0.0),
     ("take/select", "take"): Rule(pattern=TAKE_RE, grammar="a take id ('take-' and up to 64 of A-Z a-z 0-9)"),
+    **{(verb, "take"): Rule(pattern=TAKE_RE, grammar="a take id ('take-' and up to 64 of A-Z a-z 0-9)")
+       for verb in ("take/rename", "take/star", "take/delete", "take/restore")},
+    ("take/list", "offset"): Rule(0),
+    ("take/star", "on"): Rule(0, 1),
+    ("take/rename", "name"): Rule(pattern=NAME_RE, grammar="a name of 0 to 100 printable characters"),
 }
 
 

@@ -3,11 +3,16 @@
     SESSION/takes/take-<hash>.wav    the processed stem at the DAW's sample rate (float32 WAV)
     SESSION/takes/take-<hash>.json   sidecar: instance, prompt, seed, settings, bundle hash,
                                      context hash, anchor ppq, tempo, created time
+    SESSION/trash/take-<hash>.*      deleted takes, until restored (nothing is destroyed)
 
 The name is a hash of the audio and its sidecar, so two different takes never share a name
 and an identical take is written only once. A take becomes visible only after both files
 are complete (audio first, sidecar last), so a killed job leaves no partial take. The
 sidecar is strict JSON: a NaN or infinite value is refused before anything is written.
+
+Deleting moves a take into the trash, audio first and sidecar last; restoring moves it
+back, sidecar first. A kill between the two moves leaves a sidecar whose audio is in the
+trash, and the next start completes the move to the trash: the take is deleted, never lost.
 """
 from __future__ import annotations
 
@@ -48,8 +53,45 @@ class TakeStore:
 
     def __init__(self, session: Path):
         self.folder = Path(session) / "takes"
+        self.trash = Path(session) / "trash"
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.trash.mkdir(exist_ok=True)
+        self.finished_deletes = self._finish_deletes()
         self.removed_orphans = self._remove_orphans()
+
+    def _finish_deletes(self) -> list[str]:
+        """Sidecars whose audio is already in the trash (a kill mid-delete or mid-restore) follow it."""
+        done = []
+        for sidecar in self.folder.glob("take-*.json"):
+            if not sidecar.with_suffix(".wav").exists() and (self.trash / sidecar.with_suffix(".wav").name).exists():
+                sidecar.replace(self.trash / sidecar.name)
+                done.append(sidecar.stem)
+        return done
+
+    def delete(self, take_id: str) -> Take:
+        """Move a take into the session's trash (audio, then sidecar); returns it."""
+        take = self.get(take_id)
+        take.path.replace(self.trash / take.path.name)
+        take.sidecar.replace(self.trash / take.sidecar.name)
+        return take
+
+    def in_trash(self, take_id: str) -> dict:
+        """The sidecar of a take in the trash; KeyError if it is not there."""
+        self._check_id(take_id)
+        try:
+            return json.loads((self.trash / f"{take_id}.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyError(f"no take '{take_id}' in the trash") from exc
+
+    def restore(self, take_id: str) -> Take:
+        """Move a take back from the trash (sidecar, then audio); returns it."""
+        self._check_id(take_id)
+        sidecar, audio = self.trash / f"{take_id}.json", self.trash / f"{take_id}.wav"
+        if not (sidecar.is_file() and audio.is_file()):
+            raise KeyError(f"no take '{take_id}' in the trash")
+        sidecar.replace(self.folder / sidecar.name)
+        audio.replace(self.folder / audio.name)
+        return self.get(take_id)
 
     def _remove_orphans(self) -> list[str]:
         """Delete what a killed job may have left: temporary files, audio without sidecar."""
@@ -82,9 +124,13 @@ class TakeStore:
             atomic_write(path.with_suffix(".json"), text)
         return self.get(take_id)
 
-    def get(self, take_id: str) -> Take:
+    @staticmethod
+    def _check_id(take_id: str) -> None:
         if not take_id.startswith("take-") or "/" in take_id or not take_id[5:].isalnum():
             raise KeyError(f"bad take id '{take_id}'")
+
+    def get(self, take_id: str) -> Take:
+        self._check_id(take_id)
         sidecar = self.folder / f"{take_id}.json"
         try:
             meta = json.loads(sidecar.read_text())

@@ -127,7 +127,8 @@ def test_every_widget_sends_a_valid_request_for_the_chosen_instance(instance):
                   take="take-0123456789abcdef")
     verbs = [verb for widget in widgets.values() for verb in check(widget, values)]
     assert sorted(verbs) == sorted(["prompt", "seed", "steps", "guidance", "generate", "cancel",
-                                    "take/select", "status", "loop", "clap_mix", "vary", "inpaint"])
+                                    "take/select", "status", "loop", "clap_mix", "vary", "inpaint",
+                                    "take/list", "take/rename", "take/star", "take/delete", "take/restore"])
     assert re.fullmatch(widgets["instance"]["validation"], instance)
 
 
@@ -185,6 +186,7 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
                 builder.add_arg(value, tag)
             surface.send_raw(builder.build().dgram)
             verb = "done" if widget_id in ("generate", "vary", "inpaint") else "take" if widget_id == "take" else \
+                "end" if widget_id == "take_list" else \
                 "status" if widget_id == "status" else "ack"
             replies = surface.until(verb, 0)
             assert not any(a.endswith("/error") for a, _ in replies), (widget_id, replies)
@@ -208,7 +210,17 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
         assert (host.instances.state("bass-1").loop, host.instances.state("bass-1").clap_mix) == (True, 0.75)
         varied = gesture("vary")[1]
         assert json.loads(Path(host.takes.get(varied).path).with_suffix(".json").read_text())["from_take"] == take_id
-        inpainted = gesture("inpaint")[1]  # bar 0..1 of the variation, now selected
+        assert gesture("take_list")[1:] == [0, 2]  # take/end: offset, total
+        values.update(take=take_id, take_name="first idea")
+        gesture("take_rename")
+        gesture("take_star")
+        assert host.instances.state("bass-1").names == {take_id: "first idea"}
+        assert host.instances.state("bass-1").starred == [take_id]
+        gesture("take_delete")
+        gesture("take_restore")
+        values["take"] = varied
+        gesture("take")
+        inpainted = gesture("inpaint")[1]  # bar 0..1 of the variation, selected again
         assert json.loads(Path(host.takes.get(inpainted).path).with_suffix(".json").read_text())["inpainted_bars"] == [0, 1]
     finally:
         host.stop()

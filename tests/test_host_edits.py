@@ -135,3 +135,78 @@ def test_instance_files_from_before_loop_and_clap_mix_still_load():
     assert state.loop is False and state.clap_mix == 0.5
     with pytest.raises(ValueError, match="loop"):
         _state_from_json({**old, "loop": 1})
+
+
+def test_take_browser_lists_renames_stars_deletes_to_trash_and_restores(host, engine, tmp_path):
+    client = Client(host)
+    client.hello("gtr")
+    ctx = write_context(host)
+    ids = []
+    for req in range(2, 12):  # ten takes: two pages of take/list
+        client.send("/sideman/gtr/seed", 100 + req, req, types="ii")
+        ids.append(_generate(client, "gtr", req, ctx, 2.0)[0])
+    client.send("/sideman/gtr/take/rename", 20, ids[0], "verse idea", types="iss")
+    client.send("/sideman/gtr/take/star", 21, ids[1], 1, types="isi")
+    assert client.until("ack", 21)[-1][1] == [21, "take/star"]
+
+    def listing(req, offset):
+        client.send("/sideman/gtr/take/list", req, offset, types="ii")
+        replies = client.until("end", req)
+        items = [p for a, p in replies if a.endswith("/take/item")]
+        return items, replies[-1][1]
+
+    first, end = listing(22, 0)
+    assert end == [22, 0, 10] and [p[1] for p in first] == ids[:8]
+    assert first[0][2] == "verse idea" and [p[6] for p in first[:3]] == [0, 1, 0]
+    assert first[3][4] == 5 and first[3][5].endswith("Z")  # seed, creation time (UTC)
+    second, _ = listing(23, 8)
+    assert [p[1] for p in second] == ids[8:]
+    client.send("/sideman/gtr/take/rename", 24, ids[0], "bad\nname", types="iss")
+    assert "printable" in client.until("error", 24)[-1][1][1]
+
+    # delete: the files move to SESSION/trash, the history and selection follow
+    client.send("/sideman/gtr/take/delete", 25, ids[-1], types="is")
+    client.until("ack", 25)
+    assert (host.session / "trash" / f"{ids[-1]}.wav").is_file()
+    assert not (host.session / "takes" / f"{ids[-1]}.wav").exists()
+    state = host.instances.state("gtr")
+    assert ids[-1] not in state.takes and state.selected_take == ids[-2]
+    client.send("/sideman/gtr/take/select", 26, ids[-1], types="is")
+    assert "no take" in client.until("error", 26)[-1][1][1]
+    client.send("/sideman/gtr/take/restore", 27, ids[-1], types="is")
+    client.until("ack", 27)
+    assert host.instances.state("gtr").selected_take == ids[-1]
+    assert (host.session / "takes" / f"{ids[-1]}.wav").is_file()
+    client.send("/sideman/gtr/take/restore", 28, ids[-1], types="is")
+    assert "in the trash" in client.until("error", 28)[-1][1][1]
+
+    # another instance can neither delete nor restore these takes
+    other = Client(host)
+    other.hello("keys")
+    other.send("/sideman/keys/take/delete", 29, ids[0], types="is")
+    assert "belongs to another instance" in other.until("error", 29)[-1][1][1]
+
+    # a state save and restore: a new host on the same session keeps names, stars, selection
+    client.send("/sideman/gtr/take/delete", 30, ids[2], types="is")
+    client.until("ack", 30)
+    host.stop()
+    again = Host(engine, host.session, host.cache, port=0).start()
+    try:
+        st = again.instances.state("gtr")
+        assert st.names == {ids[0]: "verse idea"} and st.starred == [ids[1]]
+        assert st.selected_take == ids[-1] and ids[2] not in st.takes and len(st.takes) == 9
+    finally:
+        again.stop()
+
+
+def test_a_kill_between_the_two_moves_of_a_delete_loses_nothing(tmp_path):
+    """Audio moved to the trash, sidecar not yet: the next start finishes the delete."""
+    from sideman.plugin_host.takes import TakeStore
+
+    store = TakeStore(tmp_path)
+    take = store.write("a", np.zeros((2, 480), np.float32), 48000, 0.0, {"prompt": "x"})
+    take.path.replace(store.trash / take.path.name)  # killed here
+    again = TakeStore(tmp_path)
+    assert again.finished_deletes == [take.take_id] and again.removed_orphans == []
+    assert (store.trash / take.sidecar.name).is_file() and again.by_instance() == {}
+    assert again.restore(take.take_id).path.is_file()

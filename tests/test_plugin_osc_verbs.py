@@ -150,12 +150,20 @@ def test_the_host_replies_with_the_tables_verbs_and_types(host):
     send("/sideman/verbs/generate", 7, str(context), 2.0, 0.0, 120.0, 4, 48000, types="isfffii")
     take = until("done", 7)[1]
     send("/sideman/verbs/take/select", 8, take, types="is")
+    send("/sideman/verbs/take/list", 18, 0, types="ii")
+    until("end", 18)  # take/end
+    send("/sideman/verbs/take/rename", 19, take, "first", types="iss")
+    send("/sideman/verbs/take/star", 20, take, 1, types="isi")
+    until("ack", 20)
     send("/sideman/verbs/loop", 14, 1, types="ii")
     send("/sideman/verbs/clap_mix", 15, 0.5, types="if")
     send("/sideman/verbs/vary", 16, str(context), 2.0, 0.0, 120.0, 4, 48000, 0.5, types="isfffiif")
     until("done", 16)
     send("/sideman/verbs/inpaint", 17, str(context), 2.0, 0.0, 120.0, 4, 48000, 0.0, 0.5, types="isfffiiff")
     until("done", 17)
+    send("/sideman/verbs/take/delete", 21, take, types="is")
+    send("/sideman/verbs/take/restore", 22, take, types="is")
+    until("ack", 22)
     send("/sideman/verbs/status", 9, types="i")
     send("/sideman/verbs/cancel", 10, types="i")
     send("/sideman/verbs/steps", 11, 100000, types="ii")  # refused: an instance-level error
@@ -170,7 +178,7 @@ def test_the_host_replies_with_the_tables_verbs_and_types(host):
     replies = {"host_reply": set(), "instance_reply": set()}
     for address, types, params in seen:
         parts = address[len(osc.PREFIX) + 1:].split("/")
-        level, verb = ("host_reply", parts[0]) if len(parts) == 1 else ("instance_reply", parts[1])
+        level, verb = ("host_reply", parts[0]) if len(parts) == 1 else ("instance_reply", "/".join(parts[1:]))
         table = osc.HOST_REPLIES if level == "host_reply" else osc.INSTANCE_REPLIES
         assert verb in table, f"{address} is not in osc_protocol's {level} table"
         assert types == tags(verb, table[verb]), (address, types, params)

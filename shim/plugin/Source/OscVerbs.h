@@ -38,6 +38,11 @@ inline constexpr Verb kVary { "vary", "isfffiif" };              // generate's, 
 inline constexpr Verb kInpaint { "inpaint", "isfffiiff" };       // generate's, start bar, end bar (not sent by the plugin yet)
 inline constexpr Verb kCancel { "cancel", "i" };                 // req (not sent by the plugin)
 inline constexpr Verb kTakeSelect { "take/select", "is" };       // req, take id
+inline constexpr Verb kTakeList { "take/list", "ii" };           // req, offset (not sent by the plugin yet)
+inline constexpr Verb kTakeRename { "take/rename", "iss" };      // req, take id, name (not sent by the plugin yet)
+inline constexpr Verb kTakeStar { "take/star", "isi" };          // req, take id, 0/1 (not sent by the plugin yet)
+inline constexpr Verb kTakeDelete { "take/delete", "is" };       // req, take id (not sent by the plugin yet)
+inline constexpr Verb kTakeRestore { "take/restore", "is" };     // req, take id (not sent by the plugin yet)
 inline constexpr Verb kStatus { "status", "i" };                 // req (the keep-alive)
 }  // namespace instance_request
 
@@ -55,6 +60,8 @@ inline constexpr Verb kProgress { "progress", "iii" };     // req, step, total
 inline constexpr Verb kDone { "done", "issf" };            // req, take id, path, anchor ppq (float32)
 inline constexpr Verb kTake { "take", "issf" };            // req, take id, path, anchor ppq
 inline constexpr Verb kStatus { "status", "isisi" };       // req, state, queued, selected take, takes
+inline constexpr Verb kTakeItem { "take/item", "isssisi" }; // req, take id, name, prompt, seed, created (UTC ISO 8601), starred
+inline constexpr Verb kTakeEnd { "take/end", "iii" };        // req, offset, total takes
 inline constexpr Verb kError { "error", "is" };            // req, reason
 }  // namespace instance_reply
 
