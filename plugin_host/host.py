@@ -33,6 +33,7 @@ from sideman.plugin_host.engine_api import Controls, Engine, GenerationSettings
 from sideman.plugin_host.instances import Address, InstanceIdError, InstanceRegistry
 from sideman.plugin_host.jobs import Cancelled, Job, JobQueue, QueueClosed
 from sideman.plugin_host.limits import Limits
+from sideman.plugin_host.models import DEFAULT, ModelShelf
 from sideman.plugin_host.paths import FolderPolicy
 from sideman.plugin_host.postprocess import bar_aligned_seconds, bar_seconds, process_take
 from sideman.plugin_host.takes import TakeStore
@@ -63,8 +64,10 @@ class Host:
     """Binds `host:port` (port 0 picks a free one) and serves until `stop()` or /sideman/quit."""
 
     def __init__(self, engine: Engine, session: Path, cache: Path, host: str = "127.0.0.1",
-                 port: int = 9050, bundle_name: str = "", limits: Limits | None = None):
-        self.engine = engine
+                 port: int = 9050, bundle_name: str = "", limits: Limits | None = None,
+                 models: ModelShelf | None = None):
+        self.engine = engine  # the default model's
+        self.models = models or ModelShelf(engine)
         self.limits = limits or Limits()
         self.bundle_name = bundle_name or engine.bundle_id[:12]
         self.session, self.cache = Path(session), Path(cache)
@@ -283,8 +286,9 @@ class Host:
         self._ack(instance, source, args["req"], "seed")
 
     def _on_steps(self, instance, args, source):
-        if not 1 <= args["steps"] <= self.engine.max_steps:
-            raise ValueError(f"steps must be within 1..{self.engine.max_steps}, got {args['steps']}")
+        limit = self.engine.max_steps  # of the default model; a job clamps to its own model's
+        if not 1 <= args["steps"] <= limit:
+            raise ValueError(f"steps must be within 1..{limit}, got {args['steps']}")
         self.instances.update(instance, steps=args["steps"])
         self._ack(instance, source, args["req"], "steps")
 
@@ -314,6 +318,19 @@ class Host:
         if take.instance != instance:
             raise ValueError(f"take '{take_id}' belongs to another instance")
         return take
+
+    def _on_models(self, instance, args, source):
+        """One model/item per model the host knows (the default first), then model/end."""
+        current = self.instances.state(instance).model or DEFAULT
+        names = self.models.names()
+        for name in names[:osc.MODEL_LIMIT]:
+            self.reply(instance, source, "model/item", args["req"], name, int(name == current))
+        self.reply(instance, source, "model/end", args["req"], len(names))
+
+    def _on_model(self, instance, args, source):
+        """Switch the instance's model; its next job loads it (the first use takes seconds)."""
+        self.instances.update(instance, model=self.models.check(args["name"]))
+        self._ack(instance, source, args["req"], "model")
 
     def _on_take_list(self, instance, args, source):
         """Up to osc.TAKE_PAGE takes from `offset` (oldest first), then take/end with the total."""
@@ -434,7 +451,8 @@ class Host:
         instance, req = job.instance, job.req
         try:
             st = self.instances.state(instance)
-            rate = self.engine.sample_rate
+            engine = self.models.engine(st.model)
+            rate = engine.sample_rate
             limit = self.limits.max_input_seconds
             context, context_sha = (self.policy.read_audio(args["context"], rate, limit)
                                     if args["context"] else (None, ""))
@@ -442,7 +460,7 @@ class Host:
             # An edit draws other noise than its take did (same seed, same noise: the same
             # bars again), reproducibly: the seed moved by a hash of the take's id.
             seed = st.seed if edit is None else edit_seed(st.seed, edit["take"].take_id)
-            settings = GenerationSettings(st.prompt, style, seed, st.steps,
+            settings = GenerationSettings(st.prompt, style, seed, min(st.steps, engine.max_steps),
                                           st.guidance_context, st.guidance_clap)
 
             def progress(step: int, total: int) -> None:
@@ -455,7 +473,7 @@ class Host:
                 base = self.policy.read_audio(str(edit["take"].path), rate, limit)[0] if edit else None
                 extra["controls"] = Controls(take=base, strength=edit["strength"] if edit else 1.0,
                                              keep=edit["keep"] if edit else (), loop=st.loop, clap_mix=st.clap_mix)
-            stem = self.engine.generate(context, seconds, settings, progress, **extra)
+            stem = engine.generate(context, seconds, settings, progress, **extra)
             job.check_cancelled()
             audio = process_take(stem, rate, context, args["sample_rate"], seconds, args["bpm"],
                                  args["beats_per_bar"], tmp_dir=self.tmp, loop=st.loop)
@@ -463,7 +481,7 @@ class Host:
                 raise ValueError("the model produced NaN or infinite samples; no take written")
             meta = {"prompt": st.prompt, "style_path": st.style_path, "seed": seed,
                     "steps": st.steps, "guidance_context": st.guidance_context,
-                    "guidance_clap": st.guidance_clap, "bundle": self.engine.bundle_id,
+                    "guidance_clap": st.guidance_clap, "bundle": engine.bundle_id, "model": st.model or DEFAULT,
                     "context_sha256": context_sha,
                     "bpm": args["bpm"], "beats_per_bar": args["beats_per_bar"],
                     "seconds": seconds, "request": req, "loop": st.loop, "clap_mix": st.clap_mix}

@@ -48,6 +48,7 @@ class InstanceState:
     clap_mix: float = 0.5   # with a prompt and a style reference: 0 = all prompt, 1 = all style
     names: dict[str, str] = field(default_factory=dict)  # take id -> the name the musician gave it
     starred: list[str] = field(default_factory=list)     # take ids
+    model: str = ""         # the model the instance generates with ("": the host's default)
 
 
 def _fields(state: InstanceState) -> dict:
@@ -62,8 +63,8 @@ def _copy(state: InstanceState) -> InstanceState:
 
 _TYPES = {"instance_id": str, "prompt": str, "style_path": str, "seed": int, "steps": int,
           "guidance_context": float, "guidance_clap": float, "selected_take": str, "takes": list,
-          "loop": bool, "clap_mix": float, "names": dict, "starred": list}
-_ADDED = {"loop": False, "clap_mix": 0.5, "names": {}, "starred": []}  # fields newer than the first instance files: default when absent
+          "loop": bool, "clap_mix": float, "names": dict, "starred": list, "model": str}
+_ADDED = {"loop": False, "clap_mix": 0.5, "names": {}, "starred": [], "model": ""}  # fields newer than the first instance files: default when absent
 
 
 def _state_from_json(data) -> InstanceState:

@@ -29,6 +29,8 @@ host right after, still before anything is stored.
                                                   (up to 8), then take/end i:req i:offset i:total
     /sideman/<id>/take/rename  i:req s:take s:name        take/star i:req s:take i:on
     /sideman/<id>/take/delete  i:req s:take (to SESSION/trash)   take/restore i:req s:take
+    /sideman/<id>/models       i:req  -> model/item i:req s:name i:current (each), then model/end i:req i:total
+    /sideman/<id>/model        i:req s:name (one of models; "default" is the host's own)
     /sideman/<id>/status   i:req                     /sideman/error i:req s:reason (no registered instance)
 
 The plugin's copy of these tables is shim/plugin/Source/OscVerbs.h (tests/test_plugin_osc_verbs.py
@@ -56,6 +58,7 @@ TAKE_RE = re.compile(r"^take-[A-Za-z0-9]{1,64}$")
 MAX_STRING = 4096  # prompts and paths longer than this are refused
 MAX_REASON = 300  # error replies are cut to this many characters
 INT32 = (-2**31, 2**31 - 1)
+MODEL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{0,100}\Z")
 
 # Argument schemas per verb: (name, OSC type). 'f' also accepts an int32 (control surfaces).
@@ -84,8 +87,11 @@ INSTANCE_VERBS = {
     "take/star": (("req", "i"), ("take", "s"), ("on", "i")),
     "take/delete": (("req", "i"), ("take", "s")),
     "take/restore": (("req", "i"), ("take", "s")),
+    "models": (("req", "i"),),
+    "model": (("req", "i"), ("name", "s")),
     "status": (("req", "i"),),
 }
+MODEL_LIMIT = 32  # model/item replies per models request at most
 TAKE_PAGE = 8  # takes per take/list reply page (one request, at most TAKE_PAGE + 1 replies)
 OPTIONAL = {("hello", "reply_port")}  # arguments that may be left off (trailing)
 
@@ -106,6 +112,8 @@ INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
     "take/item": (("req", "i"), ("take", "s"), ("name", "s"), ("prompt", "s"), ("seed", "i"),
                   ("created", "s"), ("starred", "i")),
     "take/end": (("req", "i"), ("offset", "i"), ("total", "i")),
+    "model/item": (("req", "i"), ("name", "s"), ("current", "i")),
+    "model/end": (("req", "i"), ("total", "i")),
     "error": (("req", "i"), ("reason", "s")),
 }
 
@@ -165,6 +173,7 @@ RULES = {
     **{(verb, "take"): Rule(pattern=TAKE_RE, grammar="a take id ('take-' and up to 64 of A-Z a-z 0-9)")
        for verb in ("take/rename", "take/star", "take/delete", "take/restore")},
     ("take/list", "offset"): Rule(0),
+    ("model", "name"): Rule(pattern=MODEL_RE, grammar="a model name (1 to 64 of A-Z a-z 0-9 . _ -)"),
     ("take/star", "on"): Rule(0, 1),
     ("take/rename", "name"): Rule(pattern=NAME_RE, grammar="a name of 0 to 100 printable characters"),
 }

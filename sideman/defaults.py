@@ -28,3 +28,9 @@ def session_dir() -> Path:
 def host_cache_dir() -> Path:
     """Where plugins write context files for the host (the plugin's default too)."""
     return Path(os.environ.get("SIDEMAN_HOST_CACHE", Path.home() / ".cache" / "sideman" / "context"))
+
+
+def models_dir() -> Path:
+    """Where `sideman serve` looks for more bundles, one folder each: $SIDEMAN_MODELS, else
+    ~/.local/share/sideman/models."""
+    return Path(os.environ.get("SIDEMAN_MODELS", Path.home() / ".local" / "share" / "sideman" / "models"))

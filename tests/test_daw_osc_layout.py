@@ -128,7 +128,8 @@ def test_every_widget_sends_a_valid_request_for_the_chosen_instance(instance):
     verbs = [verb for widget in widgets.values() for verb in check(widget, values)]
     assert sorted(verbs) == sorted(["prompt", "seed", "steps", "guidance", "generate", "cancel",
                                     "take/select", "status", "loop", "clap_mix", "vary", "inpaint",
-                                    "take/list", "take/rename", "take/star", "take/delete", "take/restore"])
+                                    "take/list", "take/rename", "take/star", "take/delete", "take/restore",
+                                    "models", "model"])
     assert re.fullmatch(widgets["instance"]["validation"], instance)
 
 
@@ -186,7 +187,7 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
                 builder.add_arg(value, tag)
             surface.send_raw(builder.build().dgram)
             verb = "done" if widget_id in ("generate", "vary", "inpaint") else "take" if widget_id == "take" else \
-                "end" if widget_id == "take_list" else \
+                "end" if widget_id in ("take_list", "models") else \
                 "status" if widget_id == "status" else "ack"
             replies = surface.until(verb, 0)
             assert not any(a.endswith("/error") for a, _ in replies), (widget_id, replies)
@@ -211,6 +212,8 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
         varied = gesture("vary")[1]
         assert json.loads(Path(host.takes.get(varied).path).with_suffix(".json").read_text())["from_take"] == take_id
         assert gesture("take_list")[1:] == [0, 2]  # take/end: offset, total
+        assert gesture("models")[1:] == [1]        # model/end: the default model only
+        gesture("model")
         values.update(take=take_id, take_name="first idea")
         gesture("take_rename")
         gesture("take_star")

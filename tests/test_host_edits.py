@@ -210,3 +210,39 @@ def test_a_kill_between_the_two_moves_of_a_delete_loses_nothing(tmp_path):
     assert again.finished_deletes == [take.take_id] and again.removed_orphans == []
     assert (store.trash / take.sidecar.name).is_file() and again.by_instance() == {}
     assert again.restore(take.take_id).path.is_file()
+
+
+def test_an_instance_switches_model_and_its_takes_say_which(engine, tmp_path):
+    """The host lists the default model and the bundles of its models folder; an instance
+    switches to one, its takes record it, and a name the host does not list is refused."""
+    from bundle_fixture import make_tiny_bundle
+    from sideman.plugin_host.engine import OnnxEngine
+    from sideman.plugin_host.models import ModelShelf
+
+    models = tmp_path / "models"
+    make_tiny_bundle(models / "bass-v2", seed=3)
+    loads = []
+    shelf = ModelShelf(engine, models, loader=lambda path: loads.append(path.name) or OnnxEngine(path, intra_threads=1))
+    host = Host(engine, tmp_path / "session", tmp_path / "cache", port=0, models=shelf).start()
+    try:
+        client = Client(host)
+        client.hello("b")
+        client.send("/sideman/b/models", 2, types="i")
+        replies = client.until("end", 2)
+        assert [p[1:] for a, p in replies if a.endswith("/model/item")] == [["default", 1], ["bass-v2", 0]]
+        assert replies[-1][1] == [2, 2]
+        for name in ("../models/bass-v2", "nope"):
+            client.send("/sideman/b/model", 3, name, types="is")
+            assert "model" in client.until("error", 3)[-1][1][1]
+        client.send("/sideman/b/model", 4, "bass-v2", types="is")
+        client.until("ack", 4)
+        assert loads == []  # loaded by the first job that needs it, not by the switch
+        _, path = _generate(client, "b", 5, write_context(host), 2.0)
+        sidecar = json.loads(open(path[:-4] + ".json").read())
+        assert sidecar["model"] == "bass-v2" and sidecar["bundle"] != engine.bundle_id and loads == ["bass-v2"]
+        client.send("/sideman/b/model", 6, "default", types="is")
+        client.until("ack", 6)
+        _, path = _generate(client, "b", 7, write_context(host), 2.0)
+        assert json.loads(open(path[:-4] + ".json").read())["bundle"] == engine.bundle_id
+    finally:
+        host.stop()

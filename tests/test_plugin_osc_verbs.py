@@ -155,6 +155,10 @@ def test_the_host_replies_with_the_tables_verbs_and_types(host):
     send("/sideman/verbs/take/rename", 19, take, "first", types="iss")
     send("/sideman/verbs/take/star", 20, take, 1, types="isi")
     until("ack", 20)
+    send("/sideman/verbs/models", 23, types="i")
+    until("end", 23)  # model/end
+    send("/sideman/verbs/model", 24, "default", types="is")
+    until("ack", 24)
     send("/sideman/verbs/loop", 14, 1, types="ii")
     send("/sideman/verbs/clap_mix", 15, 0.5, types="if")
     send("/sideman/verbs/vary", 16, str(context), 2.0, 0.0, 120.0, 4, 48000, 0.5, types="isfffiif")

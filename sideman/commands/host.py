@@ -11,11 +11,12 @@ from sideman.plugin_host.daw import add_arguments as add_daw_arguments
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sideman.defaults import default_bundle, host_cache_dir, session_dir
+    from sideman.defaults import default_bundle, host_cache_dir, models_dir, session_dir
     from sideman.plugin_host.engine import OnnxEngine
     from sideman.plugin_host.daw import links_from_args
     from sideman.plugin_host.host import Host
     from sideman.plugin_host.limits import Limits
+    from sideman.plugin_host.models import ModelShelf
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     session = args.session or session_dir()
@@ -25,12 +26,15 @@ def _serve(args: argparse.Namespace) -> int:
                     max_take_seconds=args.max_seconds, max_input_seconds=args.max_input_seconds)
     bundle = args.bundle or default_bundle()
     engine = OnnxEngine(bundle, intra_threads=args.threads, precision=args.precision)
+    shelf = ModelShelf(engine, args.models or models_dir(),
+                       loader=lambda path: OnnxEngine(path, intra_threads=args.threads, precision=args.precision))
     host = Host(engine, session, args.cache or host_cache_dir(), host=args.host, port=args.port,
-                bundle_name=engine.bundle.manifest.get("name", ""), limits=limits)
+                bundle_name=engine.bundle.manifest.get("name", ""), limits=limits, models=shelf)
     host.take_listeners += links
     address = f"{host.address[0]}:{host.address[1]}"
     print(f"sideman host listening on udp://{address} (bundle {bundle})", flush=True)
     print(f"session folder: {host.session.resolve()}; context cache: {host.cache.resolve()}", flush=True)
+    print(f"models: {', '.join(shelf.names())} (bundles in {shelf.models_dir})", flush=True)
     for link in links:
         print(f"DAW link: {link!r}", flush=True)
     host.start()
@@ -56,6 +60,9 @@ def register(sub) -> None:
     defaults = Limits()
     serve = sub.add_parser("serve", help="serve DAW plugins over OSC (UDP)")
     serve.add_argument("--bundle", type=Path, help="model bundle (default: the embedded one)")
+    serve.add_argument("--models", type=Path, help="folder of more bundles, one folder each, that plugins "
+                                                   "can switch to (default: $SIDEMAN_MODELS or "
+                                                   "~/.local/share/sideman/models)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: loopback; any other address is warned "
                             "about: the host has no authentication)")

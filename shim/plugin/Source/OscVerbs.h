@@ -43,6 +43,8 @@ inline constexpr Verb kTakeRename { "take/rename", "iss" };      // req, take id
 inline constexpr Verb kTakeStar { "take/star", "isi" };          // req, take id, 0/1 (not sent by the plugin yet)
 inline constexpr Verb kTakeDelete { "take/delete", "is" };       // req, take id (not sent by the plugin yet)
 inline constexpr Verb kTakeRestore { "take/restore", "is" };     // req, take id (not sent by the plugin yet)
+inline constexpr Verb kModels { "models", "i" };                 // req (not sent by the plugin yet)
+inline constexpr Verb kModel { "model", "is" };                  // req, model name (not sent by the plugin yet)
 inline constexpr Verb kStatus { "status", "i" };                 // req (the keep-alive)
 }  // namespace instance_request
 
@@ -62,6 +64,8 @@ inline constexpr Verb kTake { "take", "issf" };            // req, take id, path
 inline constexpr Verb kStatus { "status", "isisi" };       // req, state, queued, selected take, takes
 inline constexpr Verb kTakeItem { "take/item", "isssisi" }; // req, take id, name, prompt, seed, created (UTC ISO 8601), starred
 inline constexpr Verb kTakeEnd { "take/end", "iii" };        // req, offset, total takes
+inline constexpr Verb kModelItem { "model/item", "isi" };    // req, model name, 1 if the instance's
+inline constexpr Verb kModelEnd { "model/end", "ii" };       // req, models the host knows
 inline constexpr Verb kError { "error", "is" };            // req, reason
 }  // namespace instance_reply
 
