@@ -54,10 +54,11 @@ class NumpyCodec:
 def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        pairs: int, seconds: float = 10.0, clap_seconds: float = 10.0, seed: int = 0,
                        split: str = "train", shard_size: int = 64, progress: bool = True,
-                       part: tuple[int, int] = (0, 1)) -> Path:
+                       part: tuple[int, int] = (0, 1), threads: int | None = None) -> Path:
     """Encode `pairs` training pairs into `out_dir`; returns it. Existing shards are kept.
     `part` (i, n): encode only the shards whose index is i modulo n (n processes share the
-    work); pairs.json is written by whichever finds every shard present.
+    work); pairs.json is written by whichever finds every shard present. `threads`: torch's
+    thread count for this process (one per process when several share the cores).
 
     autoencoder: the codec, a models.autoencoder.Autoencoder, a
     models.spectral_codec.SpectralCodec or a NumpyCodec (encode (B, 2, N) -> (B, C, T) for
@@ -71,6 +72,8 @@ def build_pair_latents(autoencoder, clap_embedder, data_dir: str | os.PathLike, 
     sampler = PairSampler(read_multitrack(data_dir), PairConfig(seconds=seconds, clap_seconds=clap_seconds,
                                                                 seed=seed), split)
     index, parts = part
+    if threads is not None:
+        torch.set_num_threads(threads)
     if not 0 <= index < parts:
         raise ValueError(f"part must be (i, n) with 0 <= i < n, not {part}")
     n_shards = -(-pairs // shard_size)

@@ -57,13 +57,10 @@ def _build_pairs(args: argparse.Namespace, part: tuple[int, int] = (0, 1), progr
 
     return build_pair_latents(_pair_codec(str(args.autoencoder)), _pair_clap(args, threads), args.data, args.out,
                               args.count, args.seconds, args.clap_seconds, args.seed, args.split,
-                              progress=progress, part=part)
+                              progress=progress, part=part, threads=threads or None)
 
 
 def _pairs_worker(args: argparse.Namespace, part: tuple[int, int]) -> None:
-    import torch
-
-    torch.set_num_threads(1)
     _build_pairs(args, part, progress=False, threads=1)
 
 
