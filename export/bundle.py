@@ -27,11 +27,12 @@ from sideman.export.bundle_format import BAND_CODEC, FORMAT, FORMAT_VERSION, MAN
 from sideman.numerics.band_codec import BandCodec
 
 from sideman.export import autoencoder_parts, bridge_part, clap_parts, dit_step
-from sideman.export.onnx_io import OPSET, export_module, io_spec, to_fp16, to_int8
+from sideman.export.onnx_io import OPSET, export_module, fp16_weights, io_spec, to_fp16, to_int8
 
 PARITY_TOL = 1e-4
 # int8 variants against PyTorch, relative RMS error (dynamic quantisation: about 1-3%).
 INT8_PARITY_TOL = 0.05
+FP16_WEIGHTS_TOL = 0.01  # relative RMS error of a step with float16-stored weights
 HEAVY_PARTS = ("dit_step", "encoder", "decoder", "denoiser")  # the parts worth fp16/int8 variants
 DEFAULT_STEPS = 5
 MAX_STEPS = 8
@@ -98,7 +99,8 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
                   clap: HouseClap | None = None, bridge: ClapBridge | None = None,
                   name: str = "sideman", fp16: bool = False, int8: bool = False, check: bool = True,
                   training: dict | None = None, guidance: tuple[float, float] = (1.25, 1.25),
-                  decode_mode: str = "sequential", decode_steps: int = 2) -> Path:
+                  decode_mode: str = "sequential", decode_steps: int = 2,
+                  conditioning_from: str | os.PathLike | None = None, dit_fp16_weights: bool = False) -> Path:
     """Export the models into the folder `out` (written atomically); returns its path.
 
     fp16 / int8: also write `<part>_fp16.onnx` (for GPUs) / `<part>_int8.onnx` (dynamic
@@ -114,6 +116,12 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
     codec (numerics.band_codec: no networks, its settings go into the manifest's "codec").
 
     dit: a ConsistencyPrecond (C-DiT) around a DiT whose latent size matches the codec.
+    dit_fp16_weights: store the DiT step's weights as float16 (half the file; it still
+    computes in float32), checked against PyTorch with `FP16_WEIGHTS_TOL`.
+
+    conditioning_from: another bundle whose CLAP towers and bridge (ONNX files and manifest
+    sections) this one takes as they are, instead of `clap` and `bridge`: a new generator
+    trained on that bundle's CLAP embeddings keeps its conditioning.
     An autoencoder with an output equaliser (a non-zero `eq_db`, training.decoder_eq) puts it
     in `decoder_eq.npz`, which the engine's codec applies.
     """
@@ -124,6 +132,9 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
     if not isinstance(dit, ConsistencyPrecond):
         raise TypeError("the bundle's generator must be a consistency model (C-DiT); "
                         "run consistency training on the EDM checkpoint first")
+    if conditioning_from is not None and (clap is not None or bridge is not None):
+        raise ValueError("give either clap and bridge or conditioning_from, not both")
+    source = _conditioning(conditioning_from) if conditioning_from is not None else None
     band = isinstance(autoencoder, BandCodec)
     if dit.net.cfg.latent_channels != autoencoder.cfg.latent_dim:
         raise ValueError(f"DiT latent channels {dit.net.cfg.latent_channels} != codec "
@@ -140,6 +151,13 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
                              dit_step.INPUTS, dit_step.OUTPUTS, dit_step.DYNAMIC_AXES)
         for part, spec in heavy.items():
             _export(files, part, spec, tmp, check, errors)
+        if dit_fp16_weights:
+            fp16_weights(files["dit_step"])
+            if check:
+                _check("dit_step", heavy["dit_step"], files["dit_step"], errors, FP16_WEIGHTS_TOL, rms=True)
+        if source is not None:
+            for part, path in source["files"].items():
+                files[part] = Path(shutil.copy2(path, tmp / path.name))
         if not band and autoencoder.eq_db.abs().max() > 0:
             np.savez(tmp / "decoder_eq.npz", eq_db=autoencoder.eq_db.numpy().astype(np.float32))
             files["decoder_eq"] = tmp / "decoder_eq.npz"
@@ -159,6 +177,9 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
                     _check(f"{part}_int8", heavy[part], files[f"{part}_int8"], errors, INT8_PARITY_TOL, rms=True)
         manifest = _manifest(name, files, autoencoder, dit, clap, bridge, guidance, errors, training,
                              {"decode_mode": decode_mode, "decode_steps": decode_steps})
+        if source is not None:
+            manifest.update(source["sections"])
+            manifest["conditioning_from"] = source["bundle_id"]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -167,6 +188,38 @@ def export_bundle(out: str | os.PathLike, autoencoder: Autoencoder | BandCodec, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+CONDITIONING_PARTS = ("clap_audio", "clap_text", "bridge_step", "bridge_norm")
+
+
+def _conditioning(bundle: str | os.PathLike) -> dict:
+    """The CLAP and bridge files and manifest sections of an existing bundle (hashes checked)."""
+    import hashlib
+
+    from sideman.export.bundle_format import identity
+
+    root = Path(bundle)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{root} is not a bundle (no {MANIFEST})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{root / MANIFEST}: format '{manifest.get('format')}' is not {FORMAT}")
+    files = {}
+    for part in CONDITIONING_PARTS:
+        entry = manifest["files"].get(part)
+        if entry is None:
+            continue
+        path = root / entry["path"]
+        if file_sha256(path) != entry["sha256"]:
+            raise ValueError(f"{path} does not match its manifest's hash")
+        files[part] = path
+    if "clap_audio" not in files:
+        raise ValueError(f"{root} has no CLAP towers to take")
+    sections = {k: manifest[k] for k in ("clap", "bridge") if k in manifest}
+    bundle_id = hashlib.sha256(json.dumps(identity(manifest), sort_keys=True).encode()).hexdigest()
+    return {"files": files, "sections": sections, "bundle_id": bundle_id}
 
 
 def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, decoding) -> dict:

@@ -41,6 +41,33 @@ def to_fp16(src: Path, dst: Path) -> Path:
     return Path(dst)
 
 
+def fp16_weights(path: Path, min_elements: int = 1024) -> Path:
+    """Store a model's large float32 weights as float16, in place, each read through a Cast to
+    float32 where the graph uses it: half the file, the same float32 arithmetic on any
+    device (only the weights are rounded, once). Initializers under `min_elements` stay."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT or init.name.endswith("__fp16"):
+            continue
+        array = numpy_helper.to_array(init)
+        if array.size < min_elements:
+            continue
+        half = numpy_helper.from_array(array.astype("float16"), init.name + "__fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                      name=init.name + "__cast"))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path))
+    return Path(path)
+
+
 def to_int8(src: Path, dst: Path) -> Path:
     """An int8 copy of a model for CPUs: the weights of every MatMul and Gemm quantised per
     output channel (symmetric int8), activations quantised per call (dynamic quantisation);

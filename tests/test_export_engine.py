@@ -324,3 +324,41 @@ def test_a_band_codec_bundle_generates_through_the_engine(tmp_path):
     wrong = perturb(ConsistencyPrecond(DiT(DIT_PRESETS["tiny"])), seed=5)
     with pytest.raises(ValueError, match="latent size 287"):
         export_bundle(tmp_path / "wrong", codec, wrong)
+
+
+def test_a_bundle_takes_another_bundles_conditioning_and_stores_dit_weights_in_fp16(tmp_path):
+    """conditioning_from copies the CLAP towers and bridge (files, hashes, manifest sections)
+    of a bundle; dit_fp16_weights halves the DiT step's file and keeps its outputs within
+    FP16_WEIGHTS_TOL of PyTorch's."""
+    from dataclasses import replace
+
+    from bundle_fixture import make_tiny_bundle, perturb
+    from sideman.export.bundle import FP16_WEIGHTS_TOL, export_bundle
+    from sideman.models.consistency import ConsistencyPrecond
+    from sideman.models.dit import PRESETS as DIT_PRESETS, DiT
+    from sideman.numerics.band_codec import BandCodec
+    from sideman.plugin_host.bundle import Bundle
+    from sideman.plugin_host.engine import OnnxEngine
+    from sideman.plugin_host.engine_api import GenerationSettings
+
+    source = make_tiny_bundle(tmp_path / "source")
+    codec = BandCodec()
+    dit = perturb(ConsistencyPrecond(DiT(replace(DIT_PRESETS["tiny"], latent_channels=codec.latent_dim))), seed=5)
+    full = export_bundle(tmp_path / "full", codec, dit, conditioning_from=source)
+    half = export_bundle(tmp_path / "half", codec, dit, conditioning_from=source, dit_fp16_weights=True)
+    src, man = Bundle.open(source).manifest, json.loads((half / "manifest.json").read_text())
+    assert man["clap"] == src["clap"] and man["bridge"] == src["bridge"]
+    for part in ("clap_audio", "clap_text", "bridge_step", "bridge_norm"):
+        assert man["files"][part]["sha256"] == src["files"][part]["sha256"]
+    assert man["conditioning_from"] == Bundle.open(source).bundle_id
+    assert (half / "dit_step.onnx").stat().st_size < 0.6 * (full / "dit_step.onnx").stat().st_size
+    assert man["files"]["dit_step"]["parity_max_rel_error"] <= FP16_WEIGHTS_TOL
+    context = (0.1 * np.random.default_rng(0).standard_normal((2, 48000))).astype(np.float32)
+    settings = GenerationSettings(prompt="bass line", seed=1, steps=2)
+    a, b = (OnnxEngine(x, intra_threads=1).generate(context, 1.0, settings) for x in (full, half))
+    assert np.sqrt(np.mean((a - b) ** 2)) <= 0.05 * np.sqrt(np.mean(a ** 2))
+    with pytest.raises(ValueError, match="not both"):
+        export_bundle(tmp_path / "x", codec, dit, clap=object(), conditioning_from=source)
+    (source / "clap_text.onnx").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        export_bundle(tmp_path / "y", codec, dit, conditioning_from=source)

@@ -33,6 +33,7 @@ def _export(args: argparse.Namespace) -> int:
     out = export_bundle(args.out, codec, load_dit(args.dit),
                         HouseClap.load(args.clap) if args.clap else None,
                         ClapBridge.load(args.bridge) if args.bridge else None,
+                        conditioning_from=args.conditioning_from, dit_fp16_weights=args.dit_fp16_weights,
                         name=args.name, fp16=args.fp16, int8=args.int8, check=not args.no_check,
                         decode_mode=args.decode_mode, decode_steps=args.decode_steps,
                         training={"autoencoder": str(args.autoencoder), "dit": str(args.dit),
@@ -205,6 +206,11 @@ def register(sub) -> None:
     export.add_argument("--dit", type=Path, required=True, help="C-DiT file (models.dit_checkpoint)")
     export.add_argument("--clap", type=Path, help="house CLAP file (text prompts, style audio)")
     export.add_argument("--bridge", type=Path, help="CLAP bridge file")
+    export.add_argument("--conditioning-from", type=Path,
+                        help="or take the CLAP towers and the bridge of this bundle as they are (a DiT trained "
+                             "on its CLAP embeddings)")
+    export.add_argument("--dit-fp16-weights", action="store_true",
+                        help="store the DiT step's weights as float16 (half the file, float32 arithmetic)")
     export.add_argument("--out", type=Path, required=True, help='folder the bundle is written into')
     export.add_argument("--name", default="sideman",
                         help="the bundle's name, kept in its manifest (default: sideman)")
