@@ -302,7 +302,8 @@ class Host:
     def _on_status(self, instance, args, source):
         state, queued = self.jobs.state(instance)
         st = self.instances.state(instance)
-        self.reply(instance, source, "status", args["req"], state, queued, st.selected_take, len(st.takes))
+        self.reply(instance, source, "status", args["req"], state, queued, st.selected_take, len(st.takes),
+                   self.jobs.ahead(instance))
 
     def _on_take_select(self, instance, args, source):
         take = self._own_take(instance, args["take"])

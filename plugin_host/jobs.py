@@ -130,6 +130,19 @@ class JobQueue:
                 state = "queued" if instance in self._pending else "idle"
             return state, self._count
 
+    def ahead(self, instance: str) -> int:
+        """Jobs that run before the instance's next queued one (the running job included);
+        0 when it has none queued."""
+        with self._cond:
+            if instance not in self._pending:
+                return 0
+            before = 0
+            for other, queue in self._pending.items():
+                if other == instance:
+                    break
+                before += len(queue)
+            return before + (self._running is not None)
+
     def health(self) -> Health:
         with self._cond:
             if self._closed:

@@ -17,7 +17,7 @@ host right after, still before anything is stored.
     /sideman/<id>/style    i:req s:path              /sideman/<id>/progress i:req i:step i:total
     /sideman/<id>/seed     i:req i:seed              /sideman/<id>/done i:req s:take s:path f:anchor_ppq
     /sideman/<id>/steps    i:req i:steps             /sideman/<id>/error i:req s:reason
-    /sideman/<id>/guidance i:req f:context f:clap    /sideman/<id>/status i:req s:state i:queued s:take i:takes
+    /sideman/<id>/guidance i:req f:context f:clap    /sideman/<id>/status i:req s:state i:queued s:take i:takes i:ahead
     /sideman/<id>/loop     i:req i:on (0/1)
     /sideman/<id>/clap_mix i:req f:mix (0 prompt .. 1 style reference)
     /sideman/<id>/generate i:req s:context f:seconds f:anchor_ppq f:bpm i:beats_per_bar i:sample_rate
@@ -108,7 +108,7 @@ INSTANCE_REPLIES = {  # /sideman/<id>/<verb>
     "progress": (("req", "i"), ("step", "i"), ("total", "i")),
     "done": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
     "take": (("req", "i"), ("take", "s"), ("path", "s"), ("anchor_ppq", "f")),
-    "status": (("req", "i"), ("state", "s"), ("queued", "i"), ("take", "s"), ("takes", "i")),
+    "status": (("req", "i"), ("state", "s"), ("queued", "i"), ("take", "s"), ("takes", "i"), ("ahead", "i")),
     "take/item": (("req", "i"), ("take", "s"), ("name", "s"), ("prompt", "s"), ("seed", "i"),
                   ("created", "s"), ("starred", "i")),
     "take/end": (("req", "i"), ("offset", "i"), ("total", "i")),

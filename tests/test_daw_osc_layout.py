@@ -203,7 +203,7 @@ def test_the_host_accepts_every_message_of_the_layout(tmp_path):
         assert Path(path).is_file() and anchor == 0.0
         values["take"] = take_id
         assert gesture("take")[1] == take_id
-        assert gesture("status")[1:] == ["idle", 0, take_id, 1]
+        assert gesture("status")[1:] == ["idle", 0, take_id, 1, 0]
         assert gesture("cancel") == [0, "cancel: nothing to cancel"]
         values.update(loop=1, clap_mix=0.75, strength=0.3)
         gesture("loop")

@@ -98,7 +98,7 @@ def test_generate_progress_done_round_trip(host):
     assert sidecar["prompt"] == "warm upright bass" and sidecar["steps"] == 3
     assert sidecar["bundle"] == host.engine.bundle_id and len(sidecar["context_sha256"]) == 64
     client.send("/sideman/bass-1/status", 5, types="i")
-    assert client.recv()[1] == [5, "idle", 0, take_id, 1]
+    assert client.recv()[1] == [5, "idle", 0, take_id, 1, 0]
 
 
 def test_id_clash_gets_a_new_id_and_settings_stay_apart(host):
@@ -204,7 +204,7 @@ def test_restart_knows_instances_and_takes_and_cleans_partial_files(engine, tmp_
         client = Client(second)
         client.hello("bass")
         client.send("/sideman/bass/status", 2, types="i")
-        assert client.recv()[1] == [2, "idle", 0, take_id, 1]
+        assert client.recv()[1] == [2, "idle", 0, take_id, 1, 0]
         client.send("/sideman/bass/take/select", 3, take_id, types="is")
         assert client.recv()[1][:2] == [3, take_id]
     finally:

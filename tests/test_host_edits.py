@@ -246,3 +246,30 @@ def test_an_instance_switches_model_and_its_takes_say_which(engine, tmp_path):
         assert json.loads(open(path[:-4] + ".json").read())["bundle"] == engine.bundle_id
     finally:
         host.stop()
+
+
+def test_queue_position_counts_the_jobs_that_run_first():
+    """status's last argument: the running job plus the queued jobs of instances ahead."""
+    import threading
+
+    from sideman.plugin_host.jobs import Job, JobQueue
+
+    queue = JobQueue(max_total=8)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(job):
+        started.set()
+        release.wait(10)
+
+    try:
+        dropped = lambda job, why: None  # noqa: E731
+        queue.submit(Job("a", 1, work=hold, on_dropped=dropped))
+        assert started.wait(10)
+        queue.submit(Job("b", 2, work=lambda job: None, on_dropped=dropped))
+        queue.submit(Job("c", 3, work=lambda job: None, on_dropped=dropped))
+        assert [queue.ahead(i) for i in ("a", "b", "c", "d")] == [0, 1, 2, 0]
+        queue.cancel("b")
+        assert queue.ahead("c") == 1
+    finally:
+        release.set()
+        queue.close()

@@ -504,7 +504,7 @@ def test_a_duplicated_64_character_id_is_renamed_within_the_grammar(start):
     renamed = b.hello(long_id)
     assert renamed != long_id and len(renamed) == 64 and renamed.endswith("-2")
     b.send(f"/sideman/{renamed}/status", 3, types="i")
-    assert b.recv() == (f"/sideman/{renamed}/status", [3, "idle", 0, "", 0])
+    assert b.recv() == (f"/sideman/{renamed}/status", [3, "idle", 0, "", 0, 0])
     c = Client(host)
     third = c.hello(long_id)
     assert third.endswith("-3") and len(third) == 64 and third != renamed

@@ -61,7 +61,7 @@ inline constexpr Verb kAck { "ack", "is" };                // req, verb
 inline constexpr Verb kProgress { "progress", "iii" };     // req, step, total
 inline constexpr Verb kDone { "done", "issf" };            // req, take id, path, anchor ppq (float32)
 inline constexpr Verb kTake { "take", "issf" };            // req, take id, path, anchor ppq
-inline constexpr Verb kStatus { "status", "isisi" };       // req, state, queued, selected take, takes
+inline constexpr Verb kStatus { "status", "isisii" };      // req, state, queued, selected take, takes, jobs ahead
 inline constexpr Verb kTakeItem { "take/item", "isssisi" }; // req, take id, name, prompt, seed, created (UTC ISO 8601), starred
 inline constexpr Verb kTakeEnd { "take/end", "iii" };        // req, offset, total takes
 inline constexpr Verb kModelItem { "model/item", "isi" };    // req, model name, 1 if the instance's
