@@ -253,10 +253,10 @@ def session_file_problems(session: Path) -> list[str]:
     for folder, dirs, files in os.walk(session):
         for name in dirs + files:
             rel = str((Path(folder) / name).relative_to(session))
-            ok = (re.fullmatch(r"(instances|takes|tmp)", rel)
+            ok = (re.fullmatch(r"(instances|takes|tmp|trash)", rel)
                   or re.fullmatch(r"instances/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.json", rel)
                   or re.fullmatch(r"(instances|takes)/\.[^/]+\.tmp", rel)
-                  or re.fullmatch(r"takes/take-[0-9a-f]{16}\.(wav|json)", rel)
+                  or re.fullmatch(r"(takes|trash)/take-[0-9a-f]{16}\.(wav|json)", rel)
                   or re.fullmatch(r"tmp/sideman-pyo-[^/]+(/(in|out)\.wav)?", rel))
             if not ok:
                 problems.append(rel)
