@@ -195,9 +195,7 @@ CONDITIONING_PARTS = ("clap_audio", "clap_text", "bridge_step", "bridge_norm")
 
 def _conditioning(bundle: str | os.PathLike) -> dict:
     """The CLAP and bridge files and manifest sections of an existing bundle (hashes checked)."""
-    import hashlib
-
-    from sideman.export.bundle_format import identity
+    from sideman.export.bundle_format import bundle_id
 
     root = Path(bundle)
     try:
@@ -218,8 +216,7 @@ def _conditioning(bundle: str | os.PathLike) -> dict:
     if "clap_audio" not in files:
         raise ValueError(f"{root} has no CLAP towers to take")
     sections = {k: manifest[k] for k in ("clap", "bridge") if k in manifest}
-    bundle_id = hashlib.sha256(json.dumps(identity(manifest), sort_keys=True).encode()).hexdigest()
-    return {"files": files, "sections": sections, "bundle_id": bundle_id}
+    return {"files": files, "sections": sections, "bundle_id": bundle_id(manifest)}
 
 
 def _manifest(name, files, ae, dit, clap, bridge, guidance, errors, training, decoding) -> dict:

@@ -48,3 +48,10 @@ def file_sha256(path: Path) -> str:
 def identity(manifest: dict) -> dict:
     """The manifest without what describes rather than defines the model (its figures)."""
     return {k: v for k, v in manifest.items() if k != FIGURES}
+
+
+def bundle_id(manifest: dict) -> str:
+    """A bundle's identity: a hash over its manifest (which holds every file's hash), figures left out."""
+    import json
+
+    return hashlib.sha256(json.dumps(identity(manifest), sort_keys=True).encode()).hexdigest()

@@ -5,7 +5,6 @@ error that says which file and what to do.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sideman.export.bundle_format import (FIGURES, FORMAT, FORMAT_VERSION, MANIFEST, file_sha256, identity,
+from sideman.export.bundle_format import (FIGURES, FORMAT, FORMAT_VERSION, MANIFEST, bundle_id, file_sha256,
                                          required_parts)
 
 # auto: the fp16 variants on CUDA when the bundle has them, else fp32.
@@ -94,7 +93,7 @@ class Bundle:
     @property
     def bundle_id(self) -> str:
         """A hash over the manifest (which holds every file's hash), its figures left out."""
-        return hashlib.sha256(json.dumps(identity(self.manifest), sort_keys=True).encode()).hexdigest()
+        return bundle_id(self.manifest)
 
     def has(self, part: str) -> bool:
         return part in self.manifest["files"]
