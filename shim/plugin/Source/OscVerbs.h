@@ -16,6 +16,7 @@ struct Verb {
 };
 
 inline constexpr const char* kPrefix = "/sideman/";
+inline constexpr const char* kDefaultModel = "default";  // the server's own bundle in `models` / `model`
 
 // ---- requests, plugin -> host -----------------------------------------------------------
 namespace host_request {
@@ -26,25 +27,25 @@ inline constexpr Verb kPing { "ping", "i" };       // req: health check (not sen
 
 namespace instance_request {
 inline constexpr Verb kPrompt { "prompt", "is" };                // req, text
-inline constexpr Verb kStyle { "style", "is" };                  // req, path (not sent by the plugin)
+inline constexpr Verb kStyle { "style", "is" };                  // req, path ("" = none)
 inline constexpr Verb kSeed { "seed", "ii" };                    // req, seed
 inline constexpr Verb kSteps { "steps", "ii" };                  // req, steps
 inline constexpr Verb kGuidance { "guidance", "iff" };           // req, context weight, CLAP weight
-inline constexpr Verb kLoop { "loop", "ii" };                    // req, 0/1 (not sent by the plugin yet)
-inline constexpr Verb kClapMix { "clap_mix", "if" };             // req, 0 prompt .. 1 style (not sent by the plugin yet)
+inline constexpr Verb kLoop { "loop", "ii" };                    // req, 0/1
+inline constexpr Verb kClapMix { "clap_mix", "if" };             // req, 0 prompt .. 1 style
 inline constexpr Verb kGenerate { "generate", "isfffii" };       // req, context path, seconds, anchor ppq,
                                                                  // bpm (time-signature units), beats per bar, sample rate
-inline constexpr Verb kVary { "vary", "isfffiif" };              // generate's, strength (not sent by the plugin yet)
-inline constexpr Verb kInpaint { "inpaint", "isfffiiff" };       // generate's, start bar, end bar (not sent by the plugin yet)
+inline constexpr Verb kVary { "vary", "isfffiif" };              // generate's, strength
+inline constexpr Verb kInpaint { "inpaint", "isfffiiff" };       // generate's, start bar, end bar
 inline constexpr Verb kCancel { "cancel", "i" };                 // req (not sent by the plugin)
 inline constexpr Verb kTakeSelect { "take/select", "is" };       // req, take id
-inline constexpr Verb kTakeList { "take/list", "ii" };           // req, offset (not sent by the plugin yet)
-inline constexpr Verb kTakeRename { "take/rename", "iss" };      // req, take id, name (not sent by the plugin yet)
-inline constexpr Verb kTakeStar { "take/star", "isi" };          // req, take id, 0/1 (not sent by the plugin yet)
-inline constexpr Verb kTakeDelete { "take/delete", "is" };       // req, take id (not sent by the plugin yet)
-inline constexpr Verb kTakeRestore { "take/restore", "is" };     // req, take id (not sent by the plugin yet)
-inline constexpr Verb kModels { "models", "i" };                 // req (not sent by the plugin yet)
-inline constexpr Verb kModel { "model", "is" };                  // req, model name (not sent by the plugin yet)
+inline constexpr Verb kTakeList { "take/list", "ii" };           // req, offset (not sent by the plugin: it keeps its own list)
+inline constexpr Verb kTakeRename { "take/rename", "iss" };      // req, take id, name
+inline constexpr Verb kTakeStar { "take/star", "isi" };          // req, take id, 0/1
+inline constexpr Verb kTakeDelete { "take/delete", "is" };       // req, take id
+inline constexpr Verb kTakeRestore { "take/restore", "is" };     // req, take id
+inline constexpr Verb kModels { "models", "i" };                 // req
+inline constexpr Verb kModel { "model", "is" };                  // req, model name
 inline constexpr Verb kStatus { "status", "i" };                 // req (the keep-alive)
 }  // namespace instance_request
 

@@ -39,7 +39,9 @@ SidemanAudioProcessor::SidemanAudioProcessor()
                          .withInput("Sidechain", juce::AudioChannelSet::stereo(), true)),
       apvts_(*this, nullptr, "SidemanState", createParameterLayout()),
       player_(bridge::TakePlayer::Options { kCrossfadeSamples, 16 }) {
-    generateParam_ = apvts_.getRawParameterValue(param::generate);
+    presses_[static_cast<int>(Action::generate)].parameter = apvts_.getRawParameterValue(param::generate);
+    presses_[static_cast<int>(Action::vary)].parameter = apvts_.getRawParameterValue(param::vary);
+    presses_[static_cast<int>(Action::inpaint)].parameter = apvts_.getRawParameterValue(param::inpaint);
     controller_ = std::make_unique<SidemanController>(*this);
 }
 
@@ -67,6 +69,21 @@ juce::AudioProcessorValueTreeState::ParameterLayout SidemanAudioProcessor::creat
     // At most this many whole bars of context are sent; the take has the context's length
     // (or this many bars when nothing has been played yet).
     layout.add(std::make_unique<AudioParameterInt>(ParameterID { param::bars, 1 }, "Bars", 1, param::maxBars, 4));
+    // Edits of the selected take, also on a rising edge: a variation (Strength 0 gives the take
+    // back, 1 a new one) and inpainting of its bars From..To (1-based, inclusive).
+    layout.add(std::make_unique<AudioParameterBool>(ParameterID { param::vary, 1 }, "Vary", false));
+    layout.add(std::make_unique<AudioParameterFloat>(
+        ParameterID { param::strength, 1 }, "Variation strength", NormalisableRange<float>(0.0f, 1.0f, 0.01f), 0.5f));
+    layout.add(std::make_unique<AudioParameterBool>(ParameterID { param::inpaint, 1 }, "Inpaint", false));
+    layout.add(std::make_unique<AudioParameterInt>(ParameterID { param::inpaintFrom, 1 }, "Inpaint from bar", 1,
+                                                   param::maxBars, 1));
+    layout.add(std::make_unique<AudioParameterInt>(ParameterID { param::inpaintTo, 1 }, "Inpaint to bar", 1,
+                                                   param::maxBars, 1));
+    // A take that loops seamlessly (no fades at its edges), and with a style reference file the
+    // blend of prompt (0) and style (1) that conditions the model.
+    layout.add(std::make_unique<AudioParameterBool>(ParameterID { param::loop, 1 }, "Loop", false));
+    layout.add(std::make_unique<AudioParameterFloat>(
+        ParameterID { param::styleMix, 1 }, "Style mix", NormalisableRange<float>(0.0f, 1.0f, 0.01f), 0.5f));
     return layout;
 }
 
@@ -93,7 +110,7 @@ void SidemanAudioProcessor::prepareToPlay(double sampleRate, int maximumExpected
         capture_ = captureShared_.get();
     }
     scratch_.setSize(2, juce::jmax(maximumExpectedSamplesPerBlock, 2048), false, true, false);
-    generateWasOn_ = generateParam_->load(std::memory_order_relaxed) >= 0.5f;
+    for (auto& press : presses_) press.wasOn = press.parameter->load(std::memory_order_relaxed) >= 0.5f;
     transport_.sampleRate.store(sampleRate, std::memory_order_relaxed);
     controller_->activate();
 }
@@ -163,13 +180,15 @@ void SidemanAudioProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce:
     const bool useSide = sideChannels > 0 && !isSilent(sideIn, sideChannels, numSamples);
     capture_->push(useSide ? sideIn : mainIn, useSide ? sideChannels : mainChannels, numSamples, transport);
 
-    // Generate: a rising edge of the parameter; the context ends with this block.
-    const bool generateOn = generateParam_->load(std::memory_order_relaxed) >= 0.5f;
-    if (generateOn && !generateWasOn_) {
-        generateFrame_.store(capture_->framesWritten(), std::memory_order_relaxed);
-        generateSeq_.fetch_add(1, std::memory_order_release);
+    // Generate, Vary, Inpaint: rising edges of their parameters; Generate's context ends with this block.
+    for (auto& press : presses_) {
+        const bool on = press.parameter->load(std::memory_order_relaxed) >= 0.5f;
+        if (on && !press.wasOn) {
+            press.frame.store(capture_->framesWritten(), std::memory_order_relaxed);
+            press.sequence.fetch_add(1, std::memory_order_release);
+        }
+        press.wasOn = on;
     }
-    generateWasOn_ = generateOn;
 
     // Output: the main input (already in place: main in and out share channels) plus the take.
     float* out[2] = {};

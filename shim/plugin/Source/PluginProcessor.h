@@ -7,7 +7,7 @@
 //   CaptureBuffer, plays the current take through the TakePlayer into a preallocated scratch
 //   buffer and adds it to the output. It takes no locks, allocates and frees nothing, does no
 //   I/O or logging and never waits: parameters are read through their std::atomic values, the
-//   Generate button is an edge detected here and published with two atomics, takes arrive
+//   Generate, Vary and Inpaint buttons are edges detected here and published with atomics, takes arrive
 //   through TakePlayer's atomic hand-off. Everything else (OSC, files, loading and freeing takes)
 //   happens on the controller's worker thread (SidemanController) or on the OSC receiver thread.
 //   With no host process running the plugin passes its main input through unchanged.
@@ -35,6 +35,13 @@ inline constexpr const char* guidanceContext = "guidanceContext";
 inline constexpr const char* guidanceClap = "guidanceClap";
 inline constexpr const char* seed = "seed";
 inline constexpr const char* bars = "bars";
+inline constexpr const char* vary = "vary";
+inline constexpr const char* strength = "strength";
+inline constexpr const char* inpaint = "inpaint";
+inline constexpr const char* inpaintFrom = "inpaintFrom";
+inline constexpr const char* inpaintTo = "inpaintTo";
+inline constexpr const char* loop = "loop";
+inline constexpr const char* styleMix = "styleMix";
 inline constexpr int maxTakes = 128;
 inline constexpr int maxSeed = 999999;
 inline constexpr int maxBars = 16;
@@ -92,10 +99,15 @@ public:
     std::shared_ptr<const bridge::CaptureBuffer> captureBuffer() const;
     const TransportSnapshot& lastTransport() const noexcept { return transport_; }
 
-    // Generate presses seen by the audio thread: a sequence number and the capture frame at
-    // which the last one happened (the context ends there).
-    std::uint32_t generateSequence() const noexcept { return generateSeq_.load(std::memory_order_acquire); }
-    std::int64_t generateFrame() const noexcept { return generateFrame_.load(std::memory_order_relaxed); }
+    // Presses of the Generate, Vary and Inpaint parameters seen by the audio thread: a sequence
+    // number per action and the capture frame at which the last one happened (for Generate, the
+    // context ends there).
+    std::uint32_t pressSequence(Action a) const noexcept {
+        return presses_[static_cast<int>(a)].sequence.load(std::memory_order_acquire);
+    }
+    std::int64_t pressFrame(Action a) const noexcept {
+        return presses_[static_cast<int>(a)].frame.load(std::memory_order_relaxed);
+    }
 
     // Seconds of context the capture buffer holds.
     static constexpr double kCaptureSeconds = 64.0;
@@ -110,8 +122,16 @@ private:
     int busChannels(juce::AudioBuffer<float>& buffer, bool isInput, int busIndex, Sample* (&channels)[2]) const noexcept;
     void addTake(float* const (&out)[2], int channels, int numSamples, const bridge::TransportInfo& transport) noexcept;
 
+    // A button parameter acting on its rising edge; `wasOn` belongs to the audio thread.
+    struct Press {
+        std::atomic<float>* parameter = nullptr;
+        bool wasOn = false;
+        std::atomic<std::uint32_t> sequence { 0 };
+        std::atomic<std::int64_t> frame { 0 };
+    };
+
     juce::AudioProcessorValueTreeState apvts_;
-    std::atomic<float>* generateParam_ = nullptr;
+    Press presses_[kNumActions];
 
     bridge::TakePlayer player_;
     mutable std::mutex captureLock_;  // guards captureShared_ (never taken by the audio thread)
@@ -120,10 +140,7 @@ private:
     // ---- audio-thread state (set up in prepareToPlay, which never runs concurrently) -----
     bridge::CaptureBuffer* capture_ = nullptr;
     juce::AudioBuffer<float> scratch_;
-    bool generateWasOn_ = false;
 
-    std::atomic<std::uint32_t> generateSeq_ { 0 };
-    std::atomic<std::int64_t> generateFrame_ { 0 };
     TransportSnapshot transport_;
 
     std::unique_ptr<SidemanController> controller_;  // last member: its thread stops first

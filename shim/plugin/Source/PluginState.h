@@ -12,13 +12,33 @@
 
 namespace sideman::plugin {
 
-// One take the host made for this instance (`/done`), as the plugin remembers it.
+// One take the Sideman server made for this instance (`/done`), as the plugin remembers it.
 struct TakeRecord {
-    juce::String id;      // "take-<hash>", the host's name for it
-    juce::String path;    // absolute path of the WAV in the host's session folder
+    juce::String id;      // "take-<hash>", the server's name for it
+    juce::String path;    // absolute path of the WAV in the server's session folder (SESSION/takes)
     juce::String sha256;  // of the file's bytes, checked before a take is (re)loaded
     double anchorPpq = 0.0;  // transport position of the take's first sample
     double bpm = 120.0;      // tempo the take was rendered at (its ppq -> sample map)
+    int beatsPerBar = 4;     // time signature it was made in: beats per bar ...
+    int beatUnit = 4;        // ... and the note value of a beat
+    int bars = 0;            // its length in whole bars (0: not known, a take saved by an older version)
+    int number = 0;          // 1, 2, ... in the order this instance received its takes (never reused)
+    juce::String name;       // given by the user ("" = none)
+    bool starred = false;
+    juce::String kind { "generate" };  // generate, vary or inpaint
+    juce::String prompt;
+    juce::String model;      // the model the server made it with ("default" = its own bundle)
+    int seed = 0;
+    int steps = 0;
+    juce::String created;    // local time it arrived, ISO 8601
+    juce::String contextPath;  // the context file it was made over ("" = none), reused by edits
+    juce::String exportPath;   // the DAW copy (drag to a track), "" until written
+
+    // What the browser shows: the name, else the prompt, else "take N".
+    juce::String title() const;
+    // Seconds of one bar, and the tempo in beats of the time signature's unit (what the server takes).
+    double barSeconds() const { return beatsPerBar * 60.0 / bpm * 4.0 / beatUnit; }
+    double unitBpm() const { return bpm * beatUnit / 4.0; }
 };
 
 struct SessionState {
@@ -28,7 +48,11 @@ struct SessionState {
     juce::String hostAddress { "127.0.0.1" };
     int hostPort = 9050;
     std::vector<TakeRecord> takes;          // oldest first; the "take" parameter is 1-based into it
+    std::vector<TakeRecord> trash;          // deleted takes (their files in SESSION/trash), newest last
     juce::String selectedTake;              // id of the take handed to the player ("" = none)
+    juce::String styleFile;                 // CLAP style reference ("" = none)
+    juce::String model;                     // the model chosen for this instance ("" = the server's default)
+    int takesReceived = 0;                  // numbers the takes (TakeRecord::number)
 
     // Index (0-based) of the take with this id, or -1.
     int indexOf(const juce::String& takeId) const;
