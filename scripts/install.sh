@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 python3-venv python3-dev g++ cmake
               pkg-config ccache lua5.4)
 # The plugin (JUCE 7.0.5 from Debian, with the X11/ALSA/freetype dev packages it pulls in) and
-# the tools its tests use: gdb for the realtime check, lilv-utils for the LV2 check.
+# the tools its tests use: gdb for the realtime check, lilv-utils for the LV2 check, Xvfb and
+# xdotool for the window test and its screenshots.
 if [ "${SIDEMAN_PLUGIN:-1}" = "1" ]; then
-  APT_PACKAGES+=(juce-modules-source lv2-dev gdb lilv-utils)
+  APT_PACKAGES+=(juce-modules-source lv2-dev gdb lilv-utils xvfb xdotool)
 fi
 # A real DAW for the end-to-end test (scripts/ardour-e2e.sh): Ardour 7 and its headless ardour7-lua.
 if [ "${SIDEMAN_DAW:-0}" = "1" ]; then

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTEFACTS = ROOT / "build" / "plugin" / "SidemanPlugin_artefacts" / "Release"
 VST3 = Path(os.environ.get("SIDEMAN_PLUGIN_VST3", ARTEFACTS / "VST3" / "Sideman.vst3"))
 LV2 = Path(os.environ.get("SIDEMAN_PLUGIN_LV2", ARTEFACTS / "LV2" / "Sideman.lv2"))
+STANDALONE = Path(os.environ.get("SIDEMAN_PLUGIN_STANDALONE", ARTEFACTS / "Standalone" / "Sideman"))
 
 XML_MAGIC = 0x21324356
 JUCE_B64 = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"

@@ -56,6 +56,10 @@ SidemanEditor::SidemanEditor(SidemanAudioProcessor& owner)
         if (const auto* take = selectedTake()) processor_.controller().deleteTake(take->id);
     });
     addButton(trash_, [this] { showTrash(); });
+    renameBox_.onReturnKey = [this] { finishRename(true); };
+    renameBox_.onEscapeKey = [this] { finishRename(false); };
+    renameBox_.onFocusLost = [this] { finishRename(true); };
+    addChildComponent(renameBox_);
     addButton(reveal_, [this] { reveal(); });
 
     addButton(vary_, [this] { processor_.controller().requestAction(Action::vary); });
@@ -239,21 +243,27 @@ const TakeRecord* SidemanEditor::selectedTake() const {
     return nullptr;
 }
 
+// Rename in place: a text box over the selected row; Return or a click elsewhere keeps the
+// name, Escape drops it (no modal dialog: DAWs host plugin windows in different ways).
 void SidemanEditor::rename() {
     const auto* take = selectedTake();
     if (take == nullptr) return;
-    auto* window = new juce::AlertWindow("Rename take " + juce::String(take->number), "A name for this take:",
-                                         juce::MessageBoxIconType::NoIcon, this);
-    window->addTextEditor("name", take->name);
-    window->addButton("Rename", 1, juce::KeyPress(juce::KeyPress::returnKey));
-    window->addButton("Cancel", 0, juce::KeyPress(juce::KeyPress::escapeKey));
-    juce::Component::SafePointer<SidemanEditor> self(this);
-    const auto id = take->id;
-    window->enterModalState(true, juce::ModalCallbackFunction::create([self, window, id](int result) {
-                                if (result == 1 && self != nullptr)
-                                    self->processor_.controller().renameTake(id, window->getTextEditorContents("name"));
-                            }),
-                            true);
+    const int row = static_cast<int>(take - shownTakes_.data());
+    renaming_ = take->id;
+    renameBox_.setBounds(getLocalArea(&takes_, takes_.getRowPosition(row, true)).withTrimmedLeft(50).reduced(0, 1));
+    renameBox_.setText(take->name.isNotEmpty() ? take->name : take->title(), juce::dontSendNotification);
+    renameBox_.setVisible(true);
+    renameBox_.toFront(true);
+    renameBox_.grabKeyboardFocus();
+    renameBox_.selectAll();
+}
+
+void SidemanEditor::finishRename(bool keep) {
+    if (renaming_.isEmpty()) return;
+    const auto id = renaming_;
+    renaming_.clear();
+    renameBox_.setVisible(false);
+    if (keep) processor_.controller().renameTake(id, renameBox_.getText());
 }
 
 void SidemanEditor::showTrash() {
@@ -327,9 +337,17 @@ void SidemanEditor::refreshProgress() {
 void SidemanEditor::timerCallback() {
     auto& controller = processor_.controller();
     const auto text = controller.status();
-    if (status_.getText() != text) status_.setText(text, juce::dontSendNotification);
-    status_.applyColourToAllText(controller.lastActivityFailed() ? juce::Colour(0xffff6b6b)
-                                                                 : getLookAndFeel().findColour(juce::Label::textColourId));
+    const bool failed = controller.lastActivityFailed();
+    if (status_.getText() != text || failed != shownFailure_) {
+        // The link in the normal colour, the last activity in red when it failed.
+        shownFailure_ = failed;
+        const auto normal = getLookAndFeel().findColour(juce::Label::textColourId);
+        status_.clear();
+        status_.setColour(juce::TextEditor::textColourId, normal);
+        status_.insertTextAtCaret(text.upToFirstOccurrenceOf("\n", true, false));
+        status_.setColour(juce::TextEditor::textColourId, failed ? juce::Colour(0xffff6b6b) : normal);
+        status_.insertTextAtCaret(text.fromFirstOccurrenceOf("\n", false, false));
+    }
     refreshProgress();
 
     const auto session = controller.session();

@@ -48,6 +48,7 @@ private:
     void addButton(juce::Button& b, std::function<void()> onClick);
     const TakeRecord* selectedTake() const;
     void rename();
+    void finishRename(bool keep);
     void showTrash();
     void reveal();
     void chooseStyle();
@@ -80,6 +81,9 @@ private:
     double progressValue_ = 0.0;
     juce::ProgressBar progress_ { progressValue_ };
     juce::TextEditor status_;
+    bool shownFailure_ = false;
+    juce::TextEditor renameBox_;
+    juce::String renaming_;  // the take being renamed ("" = none)
     std::unique_ptr<juce::FileChooser> chooser_;
 
     std::vector<TakeRecord> shownTakes_;
