@@ -150,6 +150,43 @@ def test_state_round_trip_keeps_prompt_seed_id_take_and_link_settings(tmp_path):
     assert ET.tostring(session(plugin_state(c))) == ET.tostring(restored)
 
 
+def test_state_round_trip_keeps_the_browser_stars_names_trash_and_selection(tmp_path):
+    """What the take browser shows survives a project save and reload: every take's number,
+    name, star, kind and metadata, the deleted takes, the selection (the second of three), the
+    style file and the model."""
+    a = load()
+    state = plugin_state(a)
+    s = session(state)
+    s.set("styleFile", str(tmp_path / "styles" / "ref.wav"))
+    s.set("model", "other")
+    takes, trash = s.find("Takes"), s.find("Trash")
+    for n, (parent, name, starred) in enumerate([(takes, "", "0"), (takes, "bridge idea", "1"),
+                                                 (trash, "", "0"), (takes, "", "0")], start=1):
+        take = tmp_path / f"take-{n:016x}.wav"
+        take.write_bytes(b"not really audio")
+        ET.SubElement(parent, "Take", id=take.stem, path=str(take), sha256="ab" * 32, anchorPpq="8.0", bpm="96.0",
+                      beatsPerBar="3", beatUnit="8", bars="4", number=str(n), name=name, starred=starred,
+                      kind="vary" if n == 2 else "generate", prompt="warm bass", model="default", seed=str(n),
+                      steps="5", created="2026-12-05T17:00:00.000Z", contextPath="", exportPath="")
+    s.set("selectedTake", f"take-{2:016x}")
+    s.set("takesReceived", "4")
+
+    b = load()
+    set_plugin_state(b, state)
+    assert str(b.take) == "2"
+    restored = session(plugin_state(b))
+    assert restored.get("selectedTake") == f"take-{2:016x}"
+    assert restored.get("styleFile") == str(tmp_path / "styles" / "ref.wav") and restored.get("model") == "other"
+    assert [t.get("number") for t in restored.find("Takes")] == ["1", "2", "4"]
+    assert [t.get("number") for t in restored.find("Trash")] == ["3"]
+    second = restored.find("Takes")[1]
+    assert (second.get("name"), second.get("starred"), second.get("kind")) == ("bridge idea", "1", "vary")
+    assert (second.get("beatsPerBar"), second.get("beatUnit"), second.get("bars")) == ("3", "8", "4")
+    c = load()
+    set_plugin_state(c, plugin_state(b))
+    assert ET.tostring(session(plugin_state(c))) == ET.tostring(restored)
+
+
 def test_invalid_instance_id_in_a_state_is_replaced():
     a = load()
     state = plugin_state(a)
