@@ -299,6 +299,12 @@ class Host:
         self.instances.update(instance, guidance_context=args["context"], guidance_clap=args["clap"])
         self._ack(instance, source, args["req"], "guidance")
 
+    def _on_goodbye(self, instance, args, source):
+        """The plugin instance closes: its id is free for the next hello (a project reopened
+        within the 30 s a silent owner keeps it). Queued jobs still finish and keep their takes."""
+        self._ack(instance, source, args["req"], "goodbye")
+        self.instances.release(instance, source)
+
     def _on_status(self, instance, args, source):
         state, queued = self.jobs.state(instance)
         st = self.instances.state(instance)

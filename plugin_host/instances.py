@@ -183,6 +183,17 @@ class InstanceRegistry:
             if owner and owner.address == address:
                 owner.last_seen = time.monotonic()
 
+    def release(self, instance: str, address: Address) -> bool:
+        """The owner of `instance` leaves (its plugin closes): the id is free at once for the next
+        hello, from any address (a project reopened), instead of after `stale_after`. Only the
+        owner's own address can release it; returns whether it did."""
+        with self._lock:
+            owner = self._owners.get(instance)
+            if owner is None or owner.address != address:
+                return False
+            del self._owners[instance]
+            return True
+
     def reply_address(self, instance: str, source: Address) -> Address:
         """Where replies for this instance go: the hello's reply port, else the source."""
         with self._lock:

@@ -90,6 +90,7 @@ INSTANCE_VERBS = {
     "models": (("req", "i"),),
     "model": (("req", "i"), ("name", "s")),
     "status": (("req", "i"),),
+    "goodbye": (("req", "i"),),
 }
 MODEL_LIMIT = 32  # model/item replies per models request at most
 TAKE_PAGE = 8  # takes per take/list reply page (one request, at most TAKE_PAGE + 1 replies)

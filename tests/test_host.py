@@ -228,3 +228,19 @@ def test_quit_stops_the_host(engine, tmp_path):
     assert client.recv() == ("/sideman/bye", [7])
     host._thread.join(5)
     assert not host._thread.is_alive()
+
+
+def test_goodbye_frees_the_id_for_a_project_reopened_at_once(host):
+    """A plugin that closes says goodbye: the same id from a new socket is that instance again
+    (its takes with it), not a duplicate; a goodbye from another address frees nothing."""
+    a, b, c = Client(host), Client(host), Client(host)
+    assert a.hello("bass") == "bass"
+    host.instances.add_take("bass", "take-00000000000000aa")
+    c.send("/sideman/bass/goodbye", 2, types="i")  # not the owner
+    assert c.recv() == ("/sideman/bass/ack", [2, "goodbye"])
+    assert b.hello("bass") != "bass"  # still owned by a: b is a duplicate
+    a.send("/sideman/bass/goodbye", 3, types="i")
+    assert a.recv() == ("/sideman/bass/ack", [3, "goodbye"])
+    reopened = Client(host)
+    assert reopened.hello("bass") == "bass"
+    assert host.instances.state("bass").takes == ["take-00000000000000aa"]

@@ -218,6 +218,10 @@ def test_the_window_generates_browses_deletes_restores_and_reopens(server, tmp_p
         window.screenshot(shots / "5-reopened.png")
         window.quit()
         again = saved_session(home)
+        # The first window said goodbye on closing: the reopened one is the same instance (not a
+        # duplicate of it), so the server's takes are still its own.
+        assert again.get("instanceId") == session.get("instanceId")
+        assert server.instances.ids() == [session.get("instanceId")]
         assert again.get("selectedTake") == records[1].get("id")
         assert [r.get("starred") for r in again.find("Takes")] == ["0", "1", "0"]
     finally:

@@ -58,6 +58,9 @@ SidemanController::SidemanController(SidemanAudioProcessor& processor)
 
 SidemanController::~SidemanController() {
     stopThread(4000);
+    // The Sideman server keeps an instance's id for a silent owner for a while: free it now, so
+    // that this project reopened at once keeps its id (and with it its takes on the server).
+    if (connected_.load()) send(osc::instance_request::kGoodbye, { juce::OSCArgument(nextRequestId()) });
     link_.close();
 }
 

@@ -47,6 +47,7 @@ inline constexpr Verb kTakeRestore { "take/restore", "is" };     // req, take id
 inline constexpr Verb kModels { "models", "i" };                 // req
 inline constexpr Verb kModel { "model", "is" };                  // req, model name
 inline constexpr Verb kStatus { "status", "i" };                 // req (the keep-alive)
+inline constexpr Verb kGoodbye { "goodbye", "i" };               // req: the instance closes (its id is free at once)
 }  // namespace instance_request
 
 // ---- replies, host -> plugin ------------------------------------------------------------
