@@ -3,8 +3,8 @@ the plugin's editor and processBlock) under Xvfb, clicked and typed into with xd
 the real Sideman server (a tiny bundle) over loopback.
 
 It generates takes (one while another job holds the server's queue: the progress bar shows the
-queue position), stars and renames one, deletes one into SESSION/trash and restores it from the
-Trash menu, provokes an error, then quits and starts again: the restored window shows the same
+queue position), stars and renames one, drags one onto another window (an XDND drop target: it
+is handed the take's DAW copy), deletes one into SESSION/trash and restores it from the Trash menu, provokes an error, then quits and starts again: the restored window shows the same
 takes, star, name and selection. Screenshots of each state go to $SIDEMAN_SCREENSHOTS (the
 script scripts/plugin-screenshots.sh) or the test's temporary folder.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from plugin_files import STANDALONE, juce_b64decode, xml_from_binary
+from xdnd_target import DropTarget
 
 pytestmark = [
     pytest.mark.slow,
@@ -83,6 +84,20 @@ class Window:
     def click(self, at: tuple[int, int], pause: float = 0.4) -> None:
         self.xdotool("mousemove", str(self.origin[0] + at[0]), str(self.origin[1] + at[1]), "click", "1")
         time.sleep(pause)
+
+    def drag(self, start: tuple[int, int], to_screen: tuple[int, int]) -> None:
+        """Press at `start` (editor coordinates), move in steps to `to_screen`, release."""
+        x0, y0 = self.origin[0] + start[0], self.origin[1] + start[1]
+        self.xdotool("mousemove", str(x0), str(y0), "mousedown", "1")
+        for k in range(1, 21):
+            t = k / 20
+            self.xdotool("mousemove", str(round(x0 + t * (to_screen[0] - x0))), str(round(y0 + t * (to_screen[1] - y0))))
+            time.sleep(0.05)
+        for dx in (5, 10, 15, 20):  # the external drag starts once the pointer has left: move on a little
+            self.xdotool("mousemove", str(to_screen[0] + dx), str(to_screen[1]))
+            time.sleep(0.1)
+        self.xdotool("mouseup", "1")
+        time.sleep(0.5)
 
     def keys(self, *keys: str) -> None:
         self.xdotool("key", "--delay", "50", *keys)
@@ -183,6 +198,19 @@ def test_the_window_generates_browses_deletes_restores_and_reopens(server, tmp_p
         window.keys("Return")
         window.click(take_row(1))
         window.screenshot(shots / "3-takes.png")
+
+        # Drag take 3 out of the window onto another application's window (an XDND drop target):
+        # it is handed the take's DAW copy in SESSION/exports.
+        target = DropTarget(display.name, window.bounds[2] + 20, window.bounds[1] + 100)
+        try:
+            window.drag(take_row(2), (window.bounds[2] + 120, window.bounds[1] + 200))
+            assert target.dropped.wait(10), "nothing was dropped"
+        finally:
+            target.close()
+        (dropped,) = target.files
+        assert "text/uri-list" in target.types
+        assert Path(dropped).parent == server.session / "exports" and Path(dropped).is_file()
+        assert Path(dropped).name.startswith("bridge idea - take 3 - 120 bpm - ")
 
         # Delete take 1 into the session's trash, then bring it back from the Trash menu.
         window.click(take_row(0))
