@@ -20,6 +20,7 @@ from the conditioning vector ``c = noise_mlp(sinusoid(c_noise)) + clap_mlp(clap)
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +54,14 @@ class DiTConfig:
     noise_embed_scale: float = 1.0
     rope_base: float = 10000.0
 
+    @property
+    def rank_limited(self) -> bool:
+        """Whether a token's output (patch_size x latent_channels values) exceeds the width:
+        then the final linear map reaches only a ``width``-dimensional subspace of it, and the
+        noise outside that subspace passes the denoiser through its skip connection uncancelled
+        (measured in docs/dit.md: samples keep it as roughness across channels)."""
+        return self.patch_size * self.latent_channels > self.width
+
     def __post_init__(self) -> None:
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError("width / heads must be an even integer (rotary embedding)")
@@ -73,6 +82,10 @@ PRESETS: dict[str, DiTConfig] = {
                         patch_size=2),
     "base": DiTConfig(width=512, depth=8, heads=8, cond_dim=512, noise_embed_dim=256,
                       patch_size=2),
+    # `medium` with one frame per token: its width holds a whole token of the band codec's 287
+    # channels, so the denoiser can cancel noise in every direction (`medium` cannot: 574
+    # values per token through 384; docs/dit.md). 235 tokens for 10 s, twice `medium`'s.
+    "fine": DiTConfig(width=384, depth=6, heads=6, cond_dim=384, noise_embed_dim=256),
     # Unit tests (<200k parameters).
     "tiny": DiTConfig(width=128, depth=1, heads=2, mlp_ratio=1.0, cond_dim=32, noise_embed_dim=64),
 }
@@ -233,6 +246,10 @@ class DiT(nn.Module):
         super().__init__()
         self.cfg = cfg
         c, p = cfg.latent_channels, cfg.patch_size
+        if cfg.rank_limited:
+            warnings.warn(f"DiT width {cfg.width} < patch_size x latent_channels = {p * c}: the denoiser can "
+                          f"cancel noise in only {cfg.width} of the {p * c} directions of a token (samples "
+                          "stay noisy); use patch_size 1 or a width of at least that", stacklevel=2)
         self.null_context = nn.Parameter(torch.zeros(c))
         self.patch_embed = nn.Linear(2 * c * p, cfg.width)
         self.noise_embed = NoiseEmbedder(cfg.noise_embed_dim, cfg.cond_dim, cfg.noise_embed_scale)

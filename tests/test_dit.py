@@ -111,3 +111,18 @@ def test_condition_dropout_rates_are_independent():
     assert ctx.float().mean().item() == pytest.approx(0.3, abs=0.01)
     assert clap.float().mean().item() == pytest.approx(0.6, abs=0.01)
     assert (ctx & clap).float().mean().item() == pytest.approx(0.18, abs=0.01)
+
+
+def test_a_token_wider_than_the_model_is_flagged():
+    """The final linear map reaches only `width` of a token's patch x channels output values:
+    with more, noise outside that subspace cannot be cancelled (docs/dit.md). `medium` on the
+    band codec's 287 channels is such a model; `fine` is not."""
+    from dataclasses import replace
+
+    assert replace(PRESETS["medium"], latent_channels=287).rank_limited
+    assert not replace(PRESETS["fine"], latent_channels=287).rank_limited
+    assert not PRESETS["paper"].rank_limited
+    with pytest.warns(UserWarning, match="cancel noise in only 384 of the 574 directions"):
+        DiT(replace(PRESETS["medium"], latent_channels=287, depth=1))
+    net = DiT(replace(PRESETS["fine"], latent_channels=287, depth=1))
+    assert net.final.linear.weight.shape == (287, 384)
