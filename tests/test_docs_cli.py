@@ -109,7 +109,8 @@ def test_readme_and_plugin_give_one_serve_command():
     plugin = SERVE.findall((ROOT / "shim" / "plugin" / "README.md").read_text())
     assert ours and plugin and {c for c, *_ in ours} == {c for c, *_ in plugin}, (ours, plugin)
     controller = (ROOT / "shim" / "plugin" / "Source" / "Controller.cpp").read_text()
-    assert re.search(r'`sideman serve --port " \+\s*juce::String\(s\.hostPort\) \+ " --cache " \+ s\.cacheFolder',
+    assert re.search(r'Start it with: sideman serve --port " \+\s*juce::String\(s\.hostPort\) \+ " --cache " \+ '
+                     r's\.cacheFolder',
                      controller), "the plugin's message builds another command"
     command, port, cache = ours[0]
     args = build_parser().parse_args(command.split()[1:])
