@@ -47,6 +47,7 @@ RENDER = textwrap.dedent('''
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.2)
+    connected = threading.Event()  # the plugin asks for the models once it has its welcome
 
     def stand_in_host():
         while True:
@@ -61,6 +62,8 @@ RENDER = textwrap.dedent('''
                 if verb == "hello":
                     sock.sendto(osc.encode(f"/sideman/{params[1]}/welcome", params[0], params[1], "ok",
                                            "stand-in", "none", RATE), source)
+                elif verb == "models":
+                    connected.set()
                 elif verb == "generate":
                     path = folder / "take-00000000000000aa.wav"
                     noise = 0.1 * np.random.default_rng(0).standard_normal((10 * RATE, 2))
@@ -78,7 +81,8 @@ RENDER = textwrap.dedent('''
     side = engine.make_playback_processor("side", (0.1 * np.random.default_rng(1).standard_normal((2, n))).astype(np.float32))
     plugin = engine.make_plugin_processor("sideman", VST3)
     engine.load_graph([(main, []), (side, []), (plugin, ["main", "side"])])
-    time.sleep(1.0)  # the plugin says hello and is welcomed
+    if not connected.wait(60):  # the plugin says hello and is welcomed (slow on a busy machine)
+        sys.exit("the plugin never connected")
     press = np.zeros(RATE * 2, np.float32)
     press[-4 * BLOCK:] = 1.0
     plugin.set_automation(0, press)
