@@ -7,6 +7,7 @@ own alphabet.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import xml.etree.ElementTree as ET
@@ -43,3 +44,21 @@ def juce_b64decode(text: str) -> bytes:
     count, _, chars = text.strip().partition(".")
     value = sum(JUCE_B64.index(c) << (6 * i) for i, c in enumerate(chars))
     return (value & ((1 << (8 * int(count))) - 1)).to_bytes(int(count), "little")
+
+
+@contextlib.contextmanager
+def new_instances_use(host, cache: Path):
+    """New plugin instances made inside this block aim at `host` (its port) and write their
+    context into `cache`/context: the defaults they read from SIDEMAN_HOST_PORT and
+    SIDEMAN_HOST_CACHE, restored afterwards."""
+    keys = ("SIDEMAN_HOST_PORT", "SIDEMAN_HOST_CACHE")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict(zip(keys, (str(host.address[1]), str(Path(cache) / "context")))))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

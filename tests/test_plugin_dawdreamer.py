@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from plugin_files import VST3, juce_b64decode, juce_b64encode, xml_from_binary, xml_to_binary
+from plugin_files import VST3, juce_b64decode, juce_b64encode, new_instances_use, xml_from_binary, xml_to_binary
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,17 +85,9 @@ def sideman_host(tmp_path_factory):
     root = tmp_path_factory.mktemp("sideman-host")
     engine = OnnxEngine(make_tiny_bundle(root / "bundle"), intra_threads=1)
     host = Host(engine, session=root / "session", cache=root / "cache", port=0).start()
-    saved = {k: os.environ.get(k) for k in ("SIDEMAN_HOST_PORT", "SIDEMAN_HOST_CACHE")}
-    # New plugin instances read these defaults: the host's port and a folder inside its cache.
-    os.environ["SIDEMAN_HOST_PORT"] = str(host.address[1])
-    os.environ["SIDEMAN_HOST_CACHE"] = str(root / "cache" / "context")
-    yield host, root
+    with new_instances_use(host, root / "cache"):
+        yield host, root
     host.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def wait_for(predicate, timeout: float, what: str):

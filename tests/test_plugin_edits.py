@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from plugin_files import VST3, juce_b64decode, juce_b64encode, xml_from_binary, xml_to_binary
+from plugin_files import VST3, juce_b64decode, juce_b64encode, new_instances_use, xml_from_binary, xml_to_binary
 from test_plugin_dawdreamer import (BAR, BLOCK, BPM, PLAYED_BARS, SR, context_tracks, parameter_index, session_of,
                                     wait_for)
 
@@ -61,16 +61,9 @@ def server(tmp_path_factory):
     make_tiny_bundle(root / "models" / "other", seed=1)
     shelf = ModelShelf(engine, root / "models", loader=lambda path: OnnxEngine(path, intra_threads=1))
     host = Host(engine, session=root / "session", cache=root / "cache", port=0, models=shelf).start()
-    saved = {k: os.environ.get(k) for k in ("SIDEMAN_HOST_PORT", "SIDEMAN_HOST_CACHE")}
-    os.environ["SIDEMAN_HOST_PORT"] = str(host.address[1])
-    os.environ["SIDEMAN_HOST_CACHE"] = str(root / "cache" / "context")
-    yield host, root
+    with new_instances_use(host, root / "cache"):
+        yield host, root
     host.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 class Session:

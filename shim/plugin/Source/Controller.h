@@ -75,7 +75,7 @@ public:
     juce::StringArray models() const;
     void refreshModels();
 
-    // The job in flight: progress 0..1 (negative: none running), jobs ahead of it in the queue.
+    // The job in flight (busy), its progress 0..1 (step of total) and the jobs ahead of it in the queue.
     struct Progress {
         bool busy = false;
         double fraction = 0.0;
@@ -118,6 +118,7 @@ private:
     void pollQueue(double now);
     void runCommands();
     void post(std::function<void()> command);  // runs on the worker
+    bool editTake(const juce::String& takeId, const std::function<void(TakeRecord&)>& edit);
 
     // Jobs.cpp
     void handleActionRequests();

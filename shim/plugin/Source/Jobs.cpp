@@ -47,15 +47,22 @@ juce::String plural(int n, const char* word) { return juce::String(n) + " " + wo
 // ------------------------------------------------------------------------------------------
 // Any thread: the browser's requests.
 
+// The take's record changed by `edit` under the lock; false when there is no such take.
+bool SidemanController::editTake(const juce::String& takeId, const std::function<void(TakeRecord&)>& edit) {
+    std::lock_guard<std::mutex> lock(lock_);
+    const int index = session_.indexOf(takeId);
+    if (index < 0) return false;
+    edit(session_.takes[static_cast<size_t>(index)]);
+    return true;
+}
+
 void SidemanController::renameTake(const juce::String& takeId, const juce::String& name) {
-    const auto clean = name.trim().substring(0, 100).retainCharacters(
-        juce::String(" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"));
-    {
-        std::lock_guard<std::mutex> lock(lock_);
-        const int index = session_.indexOf(takeId);
-        if (index < 0) return;
-        session_.takes[static_cast<size_t>(index)].name = clean;
-    }
+    // The server's rule for names: at most 100 characters, none of them a control character.
+    juce::String clean;
+    for (auto c : name.trim())
+        if (c >= 0x20 && c != 0x7f) clean += juce::String::charToString(c);
+    clean = clean.substring(0, 100);
+    if (!editTake(takeId, [&clean](TakeRecord& t) { t.name = clean; })) return;
     post([this, takeId, clean] {
         if (connected_.load())
             send(osc::instance_request::kTakeRename,
@@ -64,12 +71,7 @@ void SidemanController::renameTake(const juce::String& takeId, const juce::Strin
 }
 
 void SidemanController::starTake(const juce::String& takeId, bool starred) {
-    {
-        std::lock_guard<std::mutex> lock(lock_);
-        const int index = session_.indexOf(takeId);
-        if (index < 0) return;
-        session_.takes[static_cast<size_t>(index)].starred = starred;
-    }
+    if (!editTake(takeId, [starred](TakeRecord& t) { t.starred = starred; })) return;
     post([this, takeId, starred] {
         if (connected_.load())
             send(osc::instance_request::kTakeStar, { juce::OSCArgument(nextRequestId()), juce::OSCArgument(takeId),
