@@ -181,12 +181,22 @@ def test_validation_curve_cpu_budget_and_exact_resume(songs, ae, tmp_path):
     # A budget below one chunk's CPU time: one chunk, then the file of that point.
     train_dit(pairs, tmp_path / "b", "edm", replace(stage, cpu_minutes=1e-6), val_pairs=val, progress=False)
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "edm" / "val.csv"))] == [2]
+    # Another chunk, then as if killed between its checkpoint and its validation: the row of
+    # step 4 and the budget file's step are lost; resuming validates step 4 before going on.
+    budget = (tmp_path / "b" / "edm" / "budget.json").read_text()
+    (tmp_path / "b" / "edm" / "budget.json").write_text('{"step": 2, "cpu_s": 0.0}')  # one more chunk
+    train_dit(pairs, tmp_path / "b", "edm", replace(stage, cpu_minutes=1e-6), val_pairs=val, progress=False)
+    lines = open(tmp_path / "b" / "edm" / "val.csv").read().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["2", "4"]
+    (tmp_path / "b" / "edm" / "val.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (tmp_path / "b" / "edm" / "budget.json").write_text(budget)
     resumed = train_dit(pairs, tmp_path / "b", "edm", stage, val_pairs=val, progress=False)
     a, b = load_dit(whole).state_dict(), load_dit(resumed).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     again = list(csv.DictReader(open(tmp_path / "b" / "edm" / "val.csv")))
     assert [r["loss"] for r in again] == [r["loss"] for r in rows]
-    assert float(again[-1]["cpu_hours"]) > float(again[0]["cpu_hours"])
+    hours = [float(r["cpu_hours"]) for r in again]
+    assert hours == sorted(hours) and hours[-1] > hours[0]
 
 
 def test_bf16_autocast_trains_on_a_cpu(songs, ae, tmp_path):

@@ -63,8 +63,15 @@ class _Ledger:
             saved = json.loads(self.budget_path.read_text())
             if saved["step"] == step:
                 self.cpu_s = float(saved["cpu_s"])
-            elif self.rows:  # the checkpoint is older than the budget file: take the last val row
-                self.cpu_s = float(self.rows[-1]["cpu_hours"]) * 3600
+            elif self.rows:  # budget.json is not at the checkpoint's step: the last val row,
+                last = self.rows[-1]  # plus its pace for any steps checkpointed after it
+                row_step, row_s = int(last["step"]), float(last["cpu_hours"]) * 3600
+                self.cpu_s = row_s + (step - row_step) * row_s / max(row_step, 1)
+
+    def behind(self, step: int) -> bool:
+        """True when the checkpoint at `step` was written after the last held-out row (the
+        run stopped between a checkpoint and its validation)."""
+        return step > 0 and (not self.rows or int(self.rows[-1]["step"]) < step)
 
     def record(self, step: int, cpu_s: float, val: dict | None) -> None:
         self.cpu_s += cpu_s
@@ -128,6 +135,8 @@ def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: st
     ledger = _Ledger(trainer.out, trainer.step)
     budget_s = stage.cpu_minutes * 60 if stage.cpu_minutes > 0 else math.inf
     chunk = max(1, stage.val_every)
+    if val is not None and trainer.step % chunk == 0 and ledger.behind(trainer.step):
+        ledger.record(trainer.step, 0.0, edm_validation_loss(trainer.ema.module, val, repeats=1, seed=seed))
     while trainer.step < steps and ledger.cpu_s < budget_s:
         t0 = time.process_time()
         trainer.fit(until=min(steps, (trainer.step // chunk + 1) * chunk))
