@@ -5,7 +5,7 @@
 # the DiT's weights stored in float16, the note-level evaluation on the held-out demo songs,
 # and the figures into the bundle's manifest. Every step resumes where it stopped: run it again
 # after an interruption. `--install` then copies the bundle to sideman/default_bundle.
-#   [PRESET=fine] [EDM_STEPS=8500] bash scripts/train-default.sh [RUN_FOLDER (default runs/big)] [--install]
+#   [PRESET=fine] [EDM_STEPS=8500] [CONSISTENCY_STEPS=500] bash scripts/train-default.sh [RUN_FOLDER (default runs/big)] [--install]
 # The DiT preset (default `fine`) names the run's folders: RUN/dit-PRESET, bundle-PRESET, eval-PRESET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ sideman -q dit-pairs --autoencoder band --clap-bundle "$B/conditioning" --data "
 sideman -q train dit --preset "$P" --bf16 --pairs "$B/pairs" --val-pairs "$B/val" --out "$B/dit-$P" \
   --edm-steps "${EDM_STEPS:-8500}" --batch-size 16 --warmup 200 --val-every 250 --ckpt-every 250 --log-every 50
 sideman -q train dit --kind consistency --init "$B/dit-$P/dit_edm.pt" --preset "$P" --bf16 --pairs "$B/pairs" \
-  --out "$B/dit-$P" --consistency-steps 1000 --batch-size 16 --warmup 100 --ckpt-every 250 --log-every 50
+  --out "$B/dit-$P" --consistency-steps "${CONSISTENCY_STEPS:-500}" --batch-size 16 --warmup 100 --ckpt-every 250 --log-every 50
 [ -f "$B/bundle-$P/manifest.json" ] || sideman export --autoencoder band --dit "$B/dit-$P/dit_consistency.pt" \
   --conditioning-from "$B/conditioning" --dit-fp16-weights --name "sideman-band-$P" --out "$B/bundle-$P"
 sideman eval --bundle "$B/bundle-$P" --data "$B/corpus" --settings ctx+clap_t,ctx+clap_b --space musicnn \
