@@ -88,9 +88,10 @@ def _build(kind, raw: dict):
 
 
 RECIPES: dict[str, Recipe] = {
-    # The embedded default bundle, trained on this kind of 2-core CPU in about 2 hours:
-    # 160 songs x 30 s; autoencoder `small` (2.48M), house CLAP `small` (1.35M), bridge
-    # `compact`, DiT `small` (5.3M). Quality and speed figures are in the README.
+    # The whole stack on this kind of 2-core CPU in about 2 hours: 160 songs x 30 s;
+    # autoencoder `small` (2.48M), house CLAP `small` (1.35M), bridge `compact`, DiT `small`
+    # (5.3M). It made the previous default bundle, whose CLAP towers and bridge the current
+    # one keeps (scripts/train-default.sh trains its DiT on the band codec; README).
     "demo": Recipe(),
     # The same stages at toy sizes, for tests (a few minutes on 2 cores).
     "tiny": Recipe(
