@@ -199,6 +199,29 @@ def test_validation_curve_cpu_budget_and_exact_resume(songs, ae, tmp_path):
     assert hours == sorted(hours) and hours[-1] > hours[0]
 
 
+def test_a_run_killed_after_its_last_checkpoint_validates_it_on_resume(songs, ae, tmp_path):
+    """The last step need not be a multiple of val_every: a run stopped between its final
+    checkpoint and that step's validation gets the row on the next call, the same loss."""
+    import csv
+
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
+                               clap_seconds=1.0, split="all", progress=False)
+    val = build_pair_latents(ae, embedder, songs, tmp_path / "val", pairs=2, seconds=1.0,
+                             clap_seconds=1.0, split="all", seed=5, progress=False)
+    stage = DiTStage(preset="tiny", edm_steps=5, batch_size=2, warmup=1, log_every=5, ckpt_every=100,
+                     val_every=2)
+    train_dit(pairs, tmp_path / "run", "edm", stage, val_pairs=val, progress=False)
+    path = tmp_path / "run" / "edm" / "val.csv"
+    rows = list(csv.DictReader(open(path)))
+    assert [r["step"] for r in rows] == ["2", "4", "5"]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    train_dit(pairs, tmp_path / "run", "edm", stage, val_pairs=val, progress=False)
+    again = list(csv.DictReader(open(path)))
+    assert [(r["step"], r["loss"]) for r in again] == [(r["step"], r["loss"]) for r in rows]
+
+
 def test_bf16_autocast_trains_on_a_cpu(songs, ae, tmp_path):
     """stage.bf16: the trainer runs the DiT under CPU bf16 autocast and its held-out loss falls."""
     from sideman.evaluation.dit_loss import held_out_edm_loss

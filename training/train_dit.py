@@ -135,7 +135,7 @@ def train_dit(pairs_dir: str | os.PathLike, out_dir: str | os.PathLike, kind: st
     ledger = _Ledger(trainer.out, trainer.step)
     budget_s = stage.cpu_minutes * 60 if stage.cpu_minutes > 0 else math.inf
     chunk = max(1, stage.val_every)
-    if val is not None and trainer.step % chunk == 0 and ledger.behind(trainer.step):
+    if val is not None and (trainer.step % chunk == 0 or trainer.step == steps) and ledger.behind(trainer.step):
         ledger.record(trainer.step, 0.0, edm_validation_loss(trainer.ema.module, val, repeats=1, seed=seed))
     while trainer.step < steps and ledger.cpu_s < budget_s:
         t0 = time.process_time()
