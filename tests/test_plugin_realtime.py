@@ -48,6 +48,7 @@ RENDER = textwrap.dedent('''
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.2)
     connected = threading.Event()  # the plugin asks for the models once it has its welcome
+    asked = threading.Event()      # the plugin's generate request arrived
 
     def stand_in_host():
         while True:
@@ -64,7 +65,10 @@ RENDER = textwrap.dedent('''
                                            "stand-in", "none", RATE), source)
                 elif verb == "models":
                     connected.set()
+                elif verb == "status":  # the keep-alive: a silent host is dropped after 12 s
+                    sock.sendto(osc.encode(f"/sideman/{instance}/status", params[0], "idle", 0, "", 0, 0), source)
                 elif verb == "generate":
+                    asked.set()
                     path = folder / "take-00000000000000aa.wav"
                     noise = 0.1 * np.random.default_rng(0).standard_normal((10 * RATE, 2))
                     sf.write(path, noise.astype(np.float32), RATE, subtype="FLOAT")
@@ -88,6 +92,11 @@ RENDER = textwrap.dedent('''
     plugin.set_automation(0, press)
     engine.render(2.0)  # one bar of context, then Generate
     plugin.set_automation(0, np.zeros(2, np.float32))
+    # The press reaches the plugin's message thread asynchronously, and the take is anchored at
+    # the transport position it then reads: wait for the request before rendering on, or the
+    # anchor lands after the end of every render (each starts at 0) and the take never sounds.
+    if not asked.wait(60):
+        sys.exit("the plugin never asked for a take")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         engine.render(4.0)
