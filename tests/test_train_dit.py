@@ -160,17 +160,23 @@ def test_pairs_built_in_parts_are_the_pairs_of_one_pass(songs, ae, tmp_path):
         build_pair_latents(ae, embedder, songs, parts, part=(2, 2), **kw)
 
 
+def _train_and_validation_pairs(songs, ae, tmp_path):
+    """4 training pairs and 3 held-out pairs of 1 s (tmp_path/pairs, tmp_path/val)."""
+    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
+    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
+                               clap_seconds=1.0, split="all", progress=False)
+    val = build_pair_latents(ae, embedder, songs, tmp_path / "val", pairs=3, seconds=1.0,
+                             clap_seconds=1.0, split="all", seed=5, progress=False)
+    return pairs, val
+
+
 def test_validation_curve_cpu_budget_and_exact_resume(songs, ae, tmp_path):
     """With validation pairs the held-out loss goes to val.csv every val_every steps; a CPU
     budget stops the run after a chunk, and resuming it gives the weights and held-out
     losses of an uninterrupted run."""
     import csv
 
-    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
-    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
-                               clap_seconds=1.0, split="all", progress=False)
-    val = build_pair_latents(ae, embedder, songs, tmp_path / "val", pairs=3, seconds=1.0,
-                             clap_seconds=1.0, split="all", seed=5, progress=False)
+    pairs, val = _train_and_validation_pairs(songs, ae, tmp_path)
     stage = DiTStage(preset="tiny", edm_steps=6, batch_size=2, warmup=1, log_every=2, ckpt_every=100,
                      val_every=2)
     whole = train_dit(pairs, tmp_path / "a", "edm", stage, val_pairs=val, progress=False)
@@ -204,11 +210,7 @@ def test_a_run_killed_after_its_last_checkpoint_validates_it_on_resume(songs, ae
     checkpoint and that step's validation gets the row on the next call, the same loss."""
     import csv
 
-    embedder = HouseClapEmbedder(perturb(HouseClap(CLAP["tiny"])))
-    pairs = build_pair_latents(ae, embedder, songs, tmp_path / "pairs", pairs=4, seconds=1.0,
-                               clap_seconds=1.0, split="all", progress=False)
-    val = build_pair_latents(ae, embedder, songs, tmp_path / "val", pairs=2, seconds=1.0,
-                             clap_seconds=1.0, split="all", seed=5, progress=False)
+    pairs, val = _train_and_validation_pairs(songs, ae, tmp_path)
     stage = DiTStage(preset="tiny", edm_steps=5, batch_size=2, warmup=1, log_every=5, ckpt_every=100,
                      val_every=2)
     train_dit(pairs, tmp_path / "run", "edm", stage, val_pairs=val, progress=False)
